@@ -1,0 +1,3 @@
+"""DTIM, the Decentralized Threat Intelligence Mesh."""
+
+__version__ = "0.1.0"
