@@ -5,6 +5,7 @@ from dtim.model.ids import IndicatorId, PeerId, indicator_id
 from dtim.model.indicator import Indicator, JsonObject, JsonValue, make_indicator, merge
 from dtim.model.normalize import defang, infer_type, normalize, refang
 from dtim.model.peer import Peer, PeerStatus
+from dtim.model.position import TailPosition
 from dtim.model.scope import Scope
 from dtim.model.sighting import Evidence, Sighting
 from dtim.model.tlp import Tlp
@@ -25,6 +26,7 @@ __all__ = [
     "Scope",
     "Sighting",
     "SystemClock",
+    "TailPosition",
     "Tlp",
     "defang",
     "indicator_id",
