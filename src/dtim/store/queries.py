@@ -1,0 +1,372 @@
+"""The indicator store: every read and write DTIM makes, over SQLite or PostgreSQL.
+
+Every write bumps a store-wide sequence number kept on the changed row, so
+"everything changed since N" is one indexed range query. Writers are
+serialised (SQLite ``BEGIN IMMEDIATE``; on PostgreSQL the row lock on the
+sequence counter), so a read-merge-write never loses a concurrent update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Select, and_, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from dtim.errors import StoreError
+from dtim.model import Indicator, Peer, PeerId, PeerStatus, Sighting, TailPosition, merge
+from dtim.model.indicator import JsonValue
+from dtim.store.engine import WRITE_FLAG, make_engine, migrate, redact_url
+from dtim.store.rows import dumps, from_epoch, indicator_from_row, indicator_row, peer_from_row, peer_row
+from dtim.store.tables import indicators, peers, sequence, sightings, state, tail_positions
+
+BATCH = 2000
+"""Rows per statement: below SQLite's bound-variable limit, large enough to amortise round trips."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorQuery:
+    """Filters for listing indicators, newest change first, with keyset pagination."""
+
+    type: str | None = None
+    tlp: str | None = None
+    source: str | None = None
+    min_confidence: int | None = None
+    value_prefix: str | None = None
+    before_seq: int | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSighting:
+    """A sighting as stored: evidence still sealed."""
+
+    id: int
+    indicator_id: str
+    source: str
+    rule: str
+    observed_at: datetime
+    count: int
+    sealed_evidence: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCounts:
+    """Indicator counts for status pages."""
+
+    total: int
+    by_type: dict[str, int]
+    by_tlp: dict[str, int]
+    by_source: dict[str, int]
+
+
+class Store:
+    """Async access to the DTIM database. Construct, then ``await connect()``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: AsyncEngine | None = None
+
+    async def connect(self) -> None:
+        """Open the database and apply pending migrations.
+
+        Raises:
+            StoreError: the database cannot be opened or migrated.
+        """
+        try:
+            self._engine = make_engine(self.url)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"cannot open {redact_url(self.url)}: {exc}") from exc
+        await migrate(self._engine)
+
+    async def close(self) -> None:
+        """Release every connection."""
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    async def __aenter__(self) -> Store:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine (after connect)."""
+        if self._engine is None:
+            raise StoreError("store is not connected (call await store.connect())")
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database read failed: {exc}") from exc
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execution_options(**{WRITE_FLAG: True})
+                async with conn.begin():
+                    yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database write failed, nothing was changed: {exc}") from exc
+
+    async def _next_seq(self, conn: AsyncConnection, count: int) -> int:
+        """Reserve ``count`` change numbers; returns the first."""
+        result = await conn.execute(
+            update(sequence)
+            .where(sequence.c.name == "changes")
+            .values(value=sequence.c.value + count)
+            .returning(sequence.c.value)
+        )
+        return int(result.scalar_one()) - count + 1
+
+    def _upsert(self, table: Any, keys: Sequence[str]) -> Any:
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        stmt = dialect_insert(table)
+        columns = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+        return stmt.on_conflict_do_update(index_elements=list(keys), set_=columns)
+
+    # -- indicators -------------------------------------------------------
+
+    async def upsert_indicators(self, items: Sequence[Indicator]) -> int:
+        """Merge indicators into the store (sightings add up, tags union ...).
+
+        Returns:
+            How many distinct indicators were written.
+        """
+        if not items:
+            return 0
+        async with self._write() as conn:
+            return await self._merge_into(conn, items)
+
+    async def _merge_into(self, conn: AsyncConnection, items: Sequence[Indicator]) -> int:
+        pending: dict[str, Indicator] = {}
+        for item in items:
+            seen = pending.get(item.id)
+            pending[item.id] = item if seen is None else merge(seen, item)
+        ids = list(pending)
+        first = await self._next_seq(conn, len(ids))
+        stmt = self._upsert(indicators, ["id"])
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start : start + BATCH]
+            result = await conn.execute(select(indicators).where(indicators.c.id.in_(chunk)))
+            for row in result.mappings():
+                pending[row["id"]] = merge(indicator_from_row(row), pending[row["id"]])
+            rows = [indicator_row(pending[key], first + start + offset) for offset, key in enumerate(chunk)]
+            await conn.execute(stmt, rows)
+        return len(ids)
+
+    async def replace_indicator(self, indicator: Indicator) -> None:
+        """Store ``indicator`` exactly as given (analyst edits: TLP, scope, recipients)."""
+        async with self._write() as conn:
+            seq = await self._next_seq(conn, 1)
+            await conn.execute(self._upsert(indicators, ["id"]), [indicator_row(indicator, seq)])
+
+    async def delete_indicator(self, indicator_id: str) -> bool:
+        """Delete an indicator and its sightings; False when it did not exist."""
+        async with self._write() as conn:
+            await conn.execute(delete(sightings).where(sightings.c.indicator_id == indicator_id))
+            result = await conn.execute(delete(indicators).where(indicators.c.id == indicator_id))
+            return bool(result.rowcount)
+
+    async def get_indicator(self, indicator_id: str) -> Indicator | None:
+        """One indicator by id."""
+        async with self._read() as conn:
+            row = (await conn.execute(select(indicators).where(indicators.c.id == indicator_id))).mappings().first()
+        return indicator_from_row(row) if row else None
+
+    async def find_indicator(self, type_: str, value: str) -> Indicator | None:
+        """One indicator by normalised type and value."""
+        async with self._read() as conn:
+            query = select(indicators).where(and_(indicators.c.type == type_, indicators.c.value == value))
+            row = (await conn.execute(query)).mappings().first()
+        return indicator_from_row(row) if row else None
+
+    async def list_indicators(self, query: IndicatorQuery | None = None) -> list[Indicator]:
+        """Indicators matching ``query``, most recently changed first."""
+        q = query or IndicatorQuery()
+        stmt: Select[Any] = select(indicators)
+        if q.type:
+            stmt = stmt.where(indicators.c.type == q.type)
+        if q.tlp:
+            stmt = stmt.where(indicators.c.tlp == q.tlp)
+        if q.min_confidence is not None:
+            stmt = stmt.where(indicators.c.confidence >= q.min_confidence)
+        if q.source:
+            stmt = stmt.where(indicators.c.sources.contains(f'"{q.source}"'))
+        if q.value_prefix:
+            escaped = q.value_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            stmt = stmt.where(indicators.c.value.like(f"{escaped}%", escape="\\"))
+        if q.before_seq is not None:
+            stmt = stmt.where(indicators.c.seq < q.before_seq)
+        stmt = stmt.order_by(indicators.c.seq.desc()).limit(max(1, min(q.limit, 10_000)))
+        async with self._read() as conn:
+            return [indicator_from_row(row) for row in (await conn.execute(stmt)).mappings()]
+
+    async def changed_since(self, seq: int, limit: int = 1000) -> list[tuple[int, Indicator]]:
+        """Indicators whose change number is above ``seq``, in change order."""
+        stmt = select(indicators).where(indicators.c.seq > seq).order_by(indicators.c.seq).limit(limit)
+        async with self._read() as conn:
+            return [(row["seq"], indicator_from_row(row)) for row in (await conn.execute(stmt)).mappings()]
+
+    async def last_seq(self) -> int:
+        """The newest change number handed out."""
+        async with self._read() as conn:
+            result = await conn.execute(select(sequence.c.value).where(sequence.c.name == "changes"))
+            return int(result.scalar_one())
+
+    async def counts(self) -> StoreCounts:
+        """Indicator totals by type, TLP and source."""
+        async with self._read() as conn:
+            by_type = {r[0]: r[1] for r in await conn.execute(select(indicators.c.type, func.count()).group_by(indicators.c.type))}
+            by_tlp = {r[0]: r[1] for r in await conn.execute(select(indicators.c.tlp, func.count()).group_by(indicators.c.tlp))}
+            by_sources = await conn.execute(select(indicators.c.sources, func.count()).group_by(indicators.c.sources))
+            by_source: dict[str, int] = {}
+            for raw, count in by_sources:
+                for source in orjson.loads(raw) or ["unknown"]:
+                    by_source[source] = by_source.get(source, 0) + count
+        return StoreCounts(total=sum(by_type.values()), by_type=by_type, by_tlp=by_tlp, by_source=by_source)
+
+    # -- sightings and tail positions ---------------------------------------
+
+    async def record_sightings(
+        self,
+        found: Sequence[Sighting],
+        sealed_evidence: Sequence[bytes | None] = (),
+        positions: Sequence[TailPosition] = (),
+    ) -> None:
+        """Store sightings, their indicators and the tail positions in one transaction.
+
+        After a crash either all of it is stored or none, so a restarted watcher
+        neither loses nor double-counts lines.
+
+        Args:
+            found: the detections.
+            sealed_evidence: encrypted evidence per sighting (same order), or empty.
+            positions: where each followed file was read up to.
+        """
+        if sealed_evidence and len(sealed_evidence) != len(found):
+            raise StoreError("sealed_evidence must match the sightings one to one")
+        async with self._write() as conn:
+            if found:
+                await self._merge_into(conn, [s.indicator for s in found])
+                await conn.execute(
+                    sightings.insert(),
+                    [
+                        {
+                            "indicator_id": s.indicator.id,
+                            "source": s.source,
+                            "rule": s.rule,
+                            "observed_at": s.observed_at.timestamp(),
+                            "count": s.count,
+                            "evidence": sealed_evidence[i] if sealed_evidence else None,
+                        }
+                        for i, s in enumerate(found)
+                    ],
+                )
+            if positions:
+                await conn.execute(
+                    self._upsert(tail_positions, ["watcher", "path"]),
+                    [
+                        {"watcher": p.watcher, "path": p.path, "inode": p.inode, "offset": p.offset, "fingerprint": p.fingerprint}
+                        for p in positions
+                    ],
+                )
+
+    async def sightings_for(self, indicator_id: str, limit: int = 100) -> list[StoredSighting]:
+        """The newest local sightings of an indicator."""
+        stmt = (
+            select(sightings)
+            .where(sightings.c.indicator_id == indicator_id)
+            .order_by(sightings.c.observed_at.desc())
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            return [
+                StoredSighting(
+                    id=r["id"],
+                    indicator_id=r["indicator_id"],
+                    source=r["source"],
+                    rule=r["rule"],
+                    observed_at=from_epoch(r["observed_at"]),
+                    count=r["count"],
+                    sealed_evidence=r["evidence"],
+                )
+                for r in (await conn.execute(stmt)).mappings()
+            ]
+
+    async def get_position(self, watcher: str, path: str) -> TailPosition | None:
+        """Where ``watcher`` stopped reading ``path``."""
+        stmt = select(tail_positions).where(and_(tail_positions.c.watcher == watcher, tail_positions.c.path == path))
+        async with self._read() as conn:
+            row = (await conn.execute(stmt)).mappings().first()
+        if row is None:
+            return None
+        return TailPosition(row["watcher"], row["path"], row["inode"], row["offset"], row["fingerprint"])
+
+    # -- peers ----------------------------------------------------------------
+
+    async def save_peer(self, peer: Peer) -> None:
+        """Insert or update a peer by id."""
+        async with self._write() as conn:
+            await conn.execute(self._upsert(peers, ["id"]), [peer_row(peer)])
+
+    async def get_peer(self, peer_id: str) -> Peer | None:
+        """A peer by id (its node id)."""
+        async with self._read() as conn:
+            row = (await conn.execute(select(peers).where(peers.c.id == peer_id))).mappings().first()
+        return peer_from_row(row) if row else None
+
+    async def list_peers(self, status: PeerStatus | None = None) -> list[Peer]:
+        """Peers, optionally only those with ``status``."""
+        stmt = select(peers).order_by(peers.c.added_at)
+        if status is not None:
+            stmt = stmt.where(peers.c.status == status.value)
+        async with self._read() as conn:
+            return [peer_from_row(row) for row in (await conn.execute(stmt)).mappings()]
+
+    async def set_peer_status(self, peer_id: PeerId | str, status: PeerStatus) -> Peer:
+        """Approve, reject or revoke a peer.
+
+        Raises:
+            StoreError: no such peer.
+        """
+        async with self._write() as conn:
+            result = await conn.execute(update(peers).where(peers.c.id == peer_id).values(status=status.value))
+            if not result.rowcount:
+                raise StoreError(f"no peer with id {peer_id!r}")
+        peer = await self.get_peer(peer_id)
+        assert peer is not None  # just updated inside a committed transaction
+        return replace(peer, status=status)
+
+    # -- key/value state ----------------------------------------------------------
+
+    async def get_state(self, key: str) -> JsonValue:
+        """A JSON value stored under ``key``, or None."""
+        async with self._read() as conn:
+            raw = (await conn.execute(select(state.c.value).where(state.c.key == key))).scalar_one_or_none()
+        return None if raw is None else orjson.loads(raw)
+
+    async def set_state(self, key: str, value: JsonValue) -> None:
+        """Store a JSON value under ``key``."""
+        async with self._write() as conn:
+            await conn.execute(self._upsert(state, ["key"]), [{"key": key, "value": dumps(value)}])

@@ -1,0 +1,102 @@
+"""Conversion between model objects and table rows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import RowMapping
+
+from dtim.model import Indicator, IndicatorId, Peer, PeerId, PeerStatus, Scope, Tlp
+
+
+def to_epoch(moment: datetime) -> float:
+    """Seconds since the epoch of an aware datetime."""
+    return moment.timestamp()
+
+
+def from_epoch(seconds: float) -> datetime:
+    """Aware UTC datetime from seconds since the epoch."""
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text for a JSON column."""
+    return orjson.dumps(value).decode()
+
+
+def indicator_row(indicator: Indicator, seq: int) -> dict[str, Any]:
+    """The row that stores ``indicator`` with change number ``seq``."""
+    return {
+        "id": indicator.id,
+        "type": indicator.type,
+        "value": indicator.value,
+        "confidence": indicator.confidence,
+        "created": indicator.created.timestamp(),
+        "modified": indicator.modified.timestamp(),
+        "first_seen": indicator.first_seen.timestamp(),
+        "last_seen": indicator.last_seen.timestamp(),
+        "sightings": indicator.sightings,
+        "tags": dumps(list(indicator.tags)),
+        "tlp": indicator.tlp.value,
+        "scope": indicator.scope.value,
+        "recipients": dumps(list(indicator.recipients)),
+        "custom_fields": dumps(dict(indicator.custom_fields)),
+        "sources": dumps(list(indicator.sources)),
+        "seq": seq,
+    }
+
+
+def indicator_from_row(row: RowMapping | Mapping[str, Any]) -> Indicator:
+    """Rebuild the model object from a stored row."""
+    return Indicator(
+        id=IndicatorId(row["id"]),
+        type=row["type"],
+        value=row["value"],
+        confidence=row["confidence"],
+        created=from_epoch(row["created"]),
+        modified=from_epoch(row["modified"]),
+        first_seen=from_epoch(row["first_seen"]),
+        last_seen=from_epoch(row["last_seen"]),
+        sightings=row["sightings"],
+        tags=tuple(orjson.loads(row["tags"])),
+        tlp=Tlp(row["tlp"]),
+        scope=Scope(row["scope"]),
+        recipients=tuple(orjson.loads(row["recipients"])),
+        custom_fields=orjson.loads(row["custom_fields"]),
+        sources=tuple(orjson.loads(row["sources"])),
+    )
+
+
+def peer_row(peer: Peer) -> dict[str, Any]:
+    """The row that stores ``peer``."""
+    return {
+        "id": peer.id,
+        "endpoint": peer.endpoint,
+        "public_key": peer.public_key,
+        "fingerprint": peer.fingerprint,
+        "status": peer.status.value,
+        "groups": dumps(list(peer.groups)),
+        "score": peer.score,
+        "last_contact": peer.last_contact.timestamp() if peer.last_contact else None,
+        "added_at": peer.added_at.timestamp(),
+        "source": peer.source,
+    }
+
+
+def peer_from_row(row: RowMapping | Mapping[str, Any]) -> Peer:
+    """Rebuild a peer from its row."""
+    return Peer(
+        id=PeerId(row["id"]),
+        endpoint=row["endpoint"],
+        public_key=row["public_key"],
+        fingerprint=row["fingerprint"],
+        status=PeerStatus(row["status"]),
+        added_at=from_epoch(row["added_at"]),
+        groups=tuple(orjson.loads(row["groups"])),
+        score=row["score"],
+        last_contact=from_epoch(row["last_contact"]) if row["last_contact"] is not None else None,
+        source=row["source"],
+    )
