@@ -3,7 +3,8 @@
 Modules:
 
 * :mod:`dtim.crypto.identity` — Ed25519 node identity, node id and fingerprint;
-* :mod:`dtim.crypto.tls` — node CA and certificates, TLS contexts, runtime peer trust;
+* :mod:`dtim.crypto.certs` — node CA and node certificates (issue, rotate);
+* :mod:`dtim.crypto.tls` — TLS contexts and runtime mTLS peer trust;
 * :mod:`dtim.crypto.keyring` — AES-256-GCM keyring with rotation;
 * :mod:`dtim.crypto.auditlog` — encrypted, crash-tolerant daily audit log;
 * :mod:`dtim.crypto.evidence` — sealing sighting evidence for the store;
