@@ -1,0 +1,5 @@
+"""``python -m dtim.cli``."""
+
+from dtim.cli.main import main
+
+main()

@@ -1,0 +1,99 @@
+"""Composition root: the one place that wires settings, store, crypto and servers together."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from dtim import __version__
+from dtim.api.health import health_router
+from dtim.config import NodeHome
+from dtim.crypto.identity import create_identity, load_identity
+from dtim.crypto.keyfiles import write_secret
+from dtim.crypto.passwords import hash_password, new_password
+from dtim.crypto.tls import issue_node_certificates
+from dtim.errors import DTIMError
+from dtim.model import SystemClock
+from dtim.store import Store
+
+ADMIN_PASSWORD_FILE = "admin.argon2"
+
+_tasks: set[asyncio.Task[Any]] = set()
+
+
+def spawn(coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+    """Start a named background task and keep a reference until it finishes."""
+    task = asyncio.create_task(coro, name=name)  # noqa: TID251  # the one sanctioned place
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+    return task
+
+
+@dataclass(frozen=True)
+class CreatedHome:
+    """What ``dtim init`` reports."""
+
+    node_id: str
+    fingerprint: str
+    admin_password: str
+
+
+def initialise_home(home: NodeHome, *, host: str) -> CreatedHome:
+    """Create the identity key pair, TLS material and admin password of a new home."""
+    identity = create_identity(home.keys_dir, overwrite=True)
+    issue_node_certificates(home.certs_dir, [host], now=SystemClock().now(), common_name=identity.node_id[:32])
+    password = new_password()
+    write_secret(home.keys_dir / ADMIN_PASSWORD_FILE, hash_password(password).encode())
+    home.encrypted_logs.mkdir(parents=True, exist_ok=True)
+    return CreatedHome(node_id=identity.node_id, fingerprint=identity.fingerprint, admin_password=password)
+
+
+def open_store(home: NodeHome) -> Store:
+    """The node's store (not yet connected)."""
+    return Store(home.database_url)
+
+
+def node_identity(home: NodeHome) -> tuple[str, str]:
+    """(node id, fingerprint) of the node at ``home``."""
+    identity = load_identity(home.keys_dir)
+    return identity.node_id, identity.fingerprint
+
+
+async def _store_ready(store: Store) -> dict[str, str]:
+    try:
+        await store.last_seq()
+    except DTIMError as exc:
+        return {"store": str(exc)}
+    return {}
+
+
+def build_admin_app(store: Store) -> FastAPI:
+    """The admin listener's application (health for now; admin API and dashboard mount here)."""
+    app = FastAPI(title="DTIM admin API", version=__version__)
+    app.include_router(health_router(lambda: _store_ready(store)))
+    return app
+
+
+async def run_node(home: NodeHome) -> None:
+    """Run a node until SIGINT or SIGTERM: store, admin listener and background tasks."""
+    load_identity(home.keys_dir)  # fail before listening if the identity is unusable
+    store = open_store(home)
+    await store.connect()
+    admin = uvicorn.Server(
+        uvicorn.Config(
+            build_admin_app(store),
+            host=home.settings.admin.listen_address,
+            port=home.settings.admin.listen_port,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
+    try:
+        await admin.serve()
+    finally:
+        await store.close()
