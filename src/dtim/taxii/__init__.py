@@ -1,0 +1,1 @@
+"""TAXII 2.1: the server (collections over the store, through privacy), the client, and exports."""

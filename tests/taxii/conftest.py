@@ -1,0 +1,125 @@
+"""Fixtures for the TAXII tests: a feed, a privacy stand-in, accounts, and uvicorn on loopback."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from dtim.model import FakeClock, Indicator, Scope, Tlp, make_indicator
+from dtim.model.clock import iso
+from dtim.taxii.accounts import Account, AccountBook, make_account
+from dtim.taxii.backend import MemoryFeed
+from dtim.taxii.server import TaxiiServer, TaxiiSettings
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+PASSWORD = "correct horse battery staple"
+
+
+class StandInSharer:
+    """Test double for dtim.privacy's filter: the documented field sets per level and TLP reach.
+
+    Only the fields matter to the TAXII and STIX code under test; the real
+    filter has its own suite.
+    """
+
+    def share(self, indicator: Indicator, account: Account) -> Mapping[str, object] | None:
+        if indicator.scope is Scope.LOCAL or not account.may_read(indicator.tlp) or indicator.tlp is Tlp.RED:
+            return None
+        if indicator.tlp.needs_recipients and not ({account.name, *account.groups} & set(indicator.recipients)):
+            return None
+        out: dict[str, object] = {
+            "id": indicator.id,
+            "type": indicator.type,
+            "value": indicator.value,
+            "tlp": indicator.tlp.value,
+        }
+        if account.level in ("moderate", "open"):
+            out["confidence"] = indicator.confidence
+            out["first_seen"] = iso(indicator.first_seen)
+            out["last_seen"] = iso(indicator.last_seen)
+            out["valid_until"] = iso(indicator.last_seen + timedelta(days=30))
+        if account.level == "open":
+            out["tags"] = list(indicator.tags)
+            out["sightings"] = indicator.sightings
+            out["custom_fields"] = dict(indicator.custom_fields)
+        return out
+
+
+def sample_indicators(count: int, *, tlp: Tlp = Tlp.GREEN, start: int = 0) -> list[Indicator]:
+    """``count`` distinct IPv4 indicators."""
+    return [
+        make_indicator(
+            f"198.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}",
+            "ipv4",
+            now=START,
+            tags=["ssh-bruteforce"],
+            tlp=tlp,
+            confidence=80,
+        )
+        for i in range(start, start + count)
+    ]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+@pytest.fixture
+def book(tmp_path: Path) -> AccountBook:
+    accounts = AccountBook(tmp_path / "taxii-users.json")
+    accounts.add(make_account("reader", PASSWORD, level="moderate", tlps=["green"]))
+    accounts.add(make_account("opener", PASSWORD, level="open", tlps=["green", "amber"], groups=["isac"]))
+    accounts.add(make_account("writer", PASSWORD, level="strict", tlps=["green"], can_write=True))
+    accounts.save()
+    return AccountBook(accounts.path).load()
+
+
+@pytest.fixture
+def feed(clock: FakeClock) -> MemoryFeed:
+    return MemoryFeed(clock)
+
+
+@pytest.fixture
+def server(feed: MemoryFeed, book: AccountBook, clock: FakeClock) -> TaxiiServer:
+    return TaxiiServer(feed, StandInSharer(), book, TaxiiSettings(max_content_length=64 * 1024), clock)
+
+
+@dataclass
+class Running:
+    url: str
+    server: TaxiiServer
+
+
+@pytest.fixture
+def running(server: TaxiiServer) -> Iterator[Running]:
+    """The TAXII app mounted at /taxii2 under uvicorn on 127.0.0.1, a free port."""
+    app = Starlette(routes=[Mount("/taxii2", app=server.app())])
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, log_level="warning", lifespan="off")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not uv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    port = sock.getsockname()[1]
+    try:
+        yield Running(f"http://127.0.0.1:{port}/taxii2/", server)
+    finally:
+        uv.should_exit = True
+        thread.join(10)
+        sock.close()
