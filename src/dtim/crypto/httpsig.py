@@ -1,0 +1,179 @@
+"""RFC 9421 signature bases and RFC 9530 content digests, independent of any HTTP library.
+
+:func:`signature_base` implements RFC 9421 section 2.5 for the derived
+components ``@method``, ``@authority``, ``@scheme``, ``@target-uri``,
+``@request-target``, ``@path``, ``@query`` and ``@status`` (section 2.2), HTTP
+fields (section 2.1) including the ``key`` (dictionary member) and ``req``
+(request-bound, section 2.4) parameters. :mod:`dtim.crypto.signatures` builds
+DTIM's request/response policy on top of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from dtim.crypto.structured import (
+    InnerList,
+    Item,
+    Params,
+    StructuredFieldError,
+    Token,
+    parse_dictionary,
+    serialize_inner_list,
+    serialize_item,
+    serialize_member,
+)
+from dtim.errors import SignatureError
+
+Headers = Sequence[tuple[str, str]]
+"""Field lines as (lowercase name, value) pairs, in message order."""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpMessage:
+    """What a signature base can cover in a request or a response.
+
+    Attributes:
+        method: request method (requests only).
+        scheme: ``http`` / ``https``.
+        authority: host[:port] as sent (``Host`` header).
+        path: the raw (still percent-encoded) path; empty means ``/``.
+        query: the raw query string without ``?``; None when absent.
+        status: response status (responses only).
+        headers: field lines, names lowercase.
+        request: for a response, the request it answers (``;req`` components).
+    """
+
+    method: str | None = None
+    scheme: str | None = None
+    authority: str | None = None
+    path: str | None = None
+    query: str | None = None
+    status: int | None = None
+    headers: Headers = ()
+    request: HttpMessage | None = field(default=None, repr=False)
+
+
+def component(name: str, **params: str | bool) -> Item:
+    """A component identifier: ``component("signature", req=True, key="dtim")``."""
+    return Item(name, tuple(params.items()))
+
+
+def field_value(headers: Headers, name: str) -> str | None:
+    """RFC 9421 section 2.1: field lines trimmed and joined with ``", "``; None if absent."""
+    values = [value.strip(" \t") for key, value in headers if key == name]
+    return ", ".join(values) if values else None
+
+
+def signature_params(components: Sequence[Item], params: Params) -> str:
+    """The ``@signature-params`` value: the inner list of components plus parameters."""
+    return serialize_inner_list(InnerList(tuple(components), params))
+
+
+def signature_base(components: Sequence[Item], params: Params, message: HttpMessage) -> bytes:
+    """The RFC 9421 signature base (section 2.5) of ``message``.
+
+    Raises:
+        SignatureError: a component is missing from the message, repeated, or unsupported.
+    """
+    lines: list[str] = []
+    seen: set[str] = set()
+    for identifier in components:
+        text = serialize_item(identifier)
+        if text in seen:
+            raise SignatureError(f"malformed signature: component {text} is covered twice")
+        seen.add(text)
+        lines.append(f"{text}: {_component_value(identifier, message)}")
+    lines.append(f'"@signature-params": {signature_params(components, params)}')
+    return "\n".join(lines).encode("utf-8")
+
+
+def _component_value(identifier: Item, message: HttpMessage) -> str:
+    name = identifier.value
+    if not isinstance(name, str) or name != name.lower() or not name:
+        raise SignatureError("malformed signature: component names are lowercase strings")
+    params = dict(identifier.params)
+    unknown = set(params) - {"req", "key"}
+    if unknown:
+        raise SignatureError(f"malformed signature: unsupported component parameter {unknown}")
+    if params.get("req") is True:
+        if message.request is None:
+            raise SignatureError(f"malformed signature: {name};req needs the request")
+        message = message.request
+    if name.startswith("@"):
+        if "key" in params:
+            raise SignatureError("malformed signature: 'key' applies to fields only")
+        return _derived(name, message)
+    value = field_value(message.headers, name)
+    if value is None:
+        raise SignatureError(f"malformed signature: covered field {name!r} is absent")
+    key = params.get("key")
+    if key is None:
+        return value
+    if not isinstance(key, str):
+        raise SignatureError("malformed signature: 'key' must be a string")
+    try:
+        member = parse_dictionary(value).get(key)
+    except StructuredFieldError as exc:
+        raise SignatureError(f"malformed signature: field {name!r}: {exc.reason}") from None
+    if member is None:
+        raise SignatureError(f"malformed signature: {name!r} has no member {key!r}")
+    return serialize_member(member)
+
+
+def _derived(name: str, m: HttpMessage) -> str:
+    path = m.path or "/"
+    query = "?" + m.query if m.query is not None else "?"
+    values: dict[str, str | None] = {
+        "@method": m.method,
+        "@scheme": m.scheme.lower() if m.scheme else None,
+        "@authority": m.authority.lower() if m.authority else None,
+        "@path": path,
+        "@query": query,
+        "@request-target": path + ("?" + m.query if m.query else ""),
+        "@status": str(m.status) if m.status is not None else None,
+        "@target-uri": (
+            f"{m.scheme.lower()}://{m.authority.lower()}{path}" + ("?" + m.query if m.query else "")
+            if m.scheme and m.authority
+            else None
+        ),
+    }
+    if name not in values:
+        raise SignatureError(f"malformed signature: unsupported derived component {name!r}")
+    value = values[name]
+    if value is None:
+        raise SignatureError(f"malformed signature: {name} does not apply to this message")
+    return value
+
+
+def content_digest(body: bytes) -> str:
+    """The RFC 9530 ``Content-Digest`` value for ``body`` (``sha-256=:<b64>:``)."""
+    return "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode("ascii") + ":"
+
+
+def check_content_digest(value: str | None, body: bytes) -> None:
+    """Check a ``Content-Digest`` header against ``body``; sha-256 is required.
+
+    Raises:
+        SignatureError: absent, malformed, without sha-256, or not matching the body.
+    """
+    if value is None:
+        raise SignatureError("missing content digest")
+    try:
+        members = parse_dictionary(value)
+    except StructuredFieldError:
+        raise SignatureError("malformed content digest") from None
+    member = members.get("sha-256")
+    if not isinstance(member, Item) or not isinstance(member.value, bytes):
+        raise SignatureError("content digest has no sha-256 value")
+    if not hmac.compare_digest(member.value, hashlib.sha256(body).digest()):
+        raise SignatureError("content digest mismatch: the body is not what was signed")
+
+
+def is_token(value: object, expected: str) -> bool:
+    """Whether ``value`` is the sf-token or string ``expected``."""
+    return (isinstance(value, Token) and value.value == expected) or value == expected
