@@ -8,27 +8,35 @@ sequence counter), so a read-merge-write never loses a concurrent update.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+import asyncio
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Select, and_, delete, func, select, update
+from sqlalchemy import Select, and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dtim.errors import StoreError
 from dtim.model import Indicator, Peer, PeerId, PeerStatus, Sighting, TailPosition, merge
 from dtim.model.indicator import JsonValue
-from dtim.store.engine import WRITE_FLAG, make_engine, migrate, redact_url
+from dtim.store.engine import POOL_SIZE, WRITE_FLAG, make_engine, migrate, redact_url
 from dtim.store.rows import dumps, from_epoch, indicator_from_row, indicator_row, peer_from_row, peer_row
 from dtim.store.tables import indicators, peers, sequence, sightings, state, tail_positions
 
+T = TypeVar("T")
+
 BATCH = 2000
 """Rows per statement: below SQLite's bound-variable limit, large enough to amortise round trips."""
+
+# Built once: constructing and cache-keying a statement costs more than running it.
+_BY_ID = select(indicators).where(indicators.c.id == bindparam("id"))
+_BY_VALUE = select(indicators).where(and_(indicators.c.type == bindparam("type"), indicators.c.value == bindparam("value")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +76,17 @@ class StoreCounts:
 
 
 class Store:
-    """Async access to the DTIM database. Construct, then ``await connect()``."""
+    """Async access to the DTIM database. Construct, then ``await connect()``.
+
+    Each operation runs as one unit in a small worker pool over a synchronous
+    engine: SQLite and psycopg calls are fast, and a single thread hop per
+    operation costs far less than one hop per driver call.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._engine: AsyncEngine | None = None
+        self._engine: Engine | None = None
+        self._executor: ThreadPoolExecutor | None = None
 
     async def connect(self) -> None:
         """Open the database and apply pending migrations.
@@ -81,16 +95,25 @@ class Store:
             StoreError: the database cannot be opened or migrated.
         """
         try:
-            self._engine = make_engine(self.url)
+            engine = make_engine(self.url)
         except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"cannot open {redact_url(self.url)}: {exc}") from exc
-        await migrate(self._engine)
+        self._executor = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="dtim-store")
+        self._engine = engine
+        try:
+            await self._run(lambda: migrate(engine))
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
-        """Release every connection."""
+        """Release every connection and the worker threads."""
         if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
+            engine, self._engine = self._engine, None
+            await asyncio.get_running_loop().run_in_executor(self._executor, engine.dispose)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
     async def __aenter__(self) -> Store:
         await self.connect()
@@ -100,7 +123,7 @@ class Store:
         await self.close()
 
     @property
-    def engine(self) -> AsyncEngine:
+    def engine(self) -> Engine:
         """The engine (after connect)."""
         if self._engine is None:
             raise StoreError("store is not connected (call await store.connect())")
@@ -111,27 +134,32 @@ class Store:
         """``sqlite`` or ``postgresql``."""
         return self.engine.dialect.name
 
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
+    async def _run(self, work: Callable[[], T]) -> T:
+        if self._executor is None or self._engine is None:
+            raise StoreError("store is not connected (call await store.connect())")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
         try:
-            async with self.engine.connect() as conn:
+            with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
             raise StoreError(f"database read failed: {exc}") from exc
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
         try:
-            async with self.engine.connect() as conn:
-                await conn.execution_options(**{WRITE_FLAG: True})
-                async with conn.begin():
+            with self.engine.connect() as conn:
+                conn.execution_options(**{WRITE_FLAG: True})
+                with conn.begin():
                     yield conn
         except SQLAlchemyError as exc:
             raise StoreError(f"database write failed, nothing was changed: {exc}") from exc
 
-    async def _next_seq(self, conn: AsyncConnection, count: int) -> int:
+    def _next_seq(self, conn: Connection, count: int) -> int:
         """Reserve ``count`` change numbers; returns the first."""
-        result = await conn.execute(
+        result = conn.execute(
             update(sequence)
             .where(sequence.c.name == "changes")
             .values(value=sequence.c.value + count)
@@ -155,50 +183,60 @@ class Store:
         """
         if not items:
             return 0
-        async with self._write() as conn:
-            return await self._merge_into(conn, items)
 
-    async def _merge_into(self, conn: AsyncConnection, items: Sequence[Indicator]) -> int:
+        def work() -> int:
+            with self._write() as conn:
+                return self._merge_into(conn, items)
+
+        return await self._run(work)
+
+    def _merge_into(self, conn: Connection, items: Sequence[Indicator]) -> int:
         pending: dict[str, Indicator] = {}
         for item in items:
             seen = pending.get(item.id)
             pending[item.id] = item if seen is None else merge(seen, item)
         ids = list(pending)
-        first = await self._next_seq(conn, len(ids))
+        first = self._next_seq(conn, len(ids))
         stmt = self._upsert(indicators, ["id"])
         for start in range(0, len(ids), BATCH):
             chunk = ids[start : start + BATCH]
-            result = await conn.execute(select(indicators).where(indicators.c.id.in_(chunk)))
-            for row in result.mappings():
+            for row in conn.execute(select(indicators).where(indicators.c.id.in_(chunk))).mappings():
                 pending[row["id"]] = merge(indicator_from_row(row), pending[row["id"]])
             rows = [indicator_row(pending[key], first + start + offset) for offset, key in enumerate(chunk)]
-            await conn.execute(stmt, rows)
+            conn.execute(stmt, rows)
         return len(ids)
 
     async def replace_indicator(self, indicator: Indicator) -> None:
         """Store ``indicator`` exactly as given (analyst edits: TLP, scope, recipients)."""
-        async with self._write() as conn:
-            seq = await self._next_seq(conn, 1)
-            await conn.execute(self._upsert(indicators, ["id"]), [indicator_row(indicator, seq)])
+
+        def work() -> None:
+            with self._write() as conn:
+                seq = self._next_seq(conn, 1)
+                conn.execute(self._upsert(indicators, ["id"]), [indicator_row(indicator, seq)])
+
+        await self._run(work)
 
     async def delete_indicator(self, indicator_id: str) -> bool:
         """Delete an indicator and its sightings; False when it did not exist."""
-        async with self._write() as conn:
-            await conn.execute(delete(sightings).where(sightings.c.indicator_id == indicator_id))
-            result = await conn.execute(delete(indicators).where(indicators.c.id == indicator_id))
-            return bool(result.rowcount)
+
+        def work() -> bool:
+            with self._write() as conn:
+                conn.execute(delete(sightings).where(sightings.c.indicator_id == indicator_id))
+                return bool(conn.execute(delete(indicators).where(indicators.c.id == indicator_id)).rowcount)
+
+        return await self._run(work)
 
     async def get_indicator(self, indicator_id: str) -> Indicator | None:
         """One indicator by id."""
-        async with self._read() as conn:
-            row = (await conn.execute(select(indicators).where(indicators.c.id == indicator_id))).mappings().first()
-        return indicator_from_row(row) if row else None
+        return await self._run(lambda: self._one_indicator(_BY_ID, {"id": indicator_id}))
 
     async def find_indicator(self, type_: str, value: str) -> Indicator | None:
         """One indicator by normalised type and value."""
-        async with self._read() as conn:
-            query = select(indicators).where(and_(indicators.c.type == type_, indicators.c.value == value))
-            row = (await conn.execute(query)).mappings().first()
+        return await self._run(lambda: self._one_indicator(_BY_VALUE, {"type": type_, "value": value}))
+
+    def _one_indicator(self, stmt: Any, params: dict[str, str]) -> Indicator | None:
+        with self._read() as conn:
+            row = conn.execute(stmt, params).mappings().first()
         return indicator_from_row(row) if row else None
 
     async def list_indicators(self, query: IndicatorQuery | None = None) -> list[Indicator]:
@@ -219,32 +257,46 @@ class Store:
         if q.before_seq is not None:
             stmt = stmt.where(indicators.c.seq < q.before_seq)
         stmt = stmt.order_by(indicators.c.seq.desc()).limit(max(1, min(q.limit, 10_000)))
-        async with self._read() as conn:
-            return [indicator_from_row(row) for row in (await conn.execute(stmt)).mappings()]
+        return await self._run(lambda: self._indicators(stmt))
+
+    def _indicators(self, stmt: Any) -> list[Indicator]:
+        with self._read() as conn:
+            return [indicator_from_row(row) for row in conn.execute(stmt).mappings()]
 
     async def changed_since(self, seq: int, limit: int = 1000) -> list[tuple[int, Indicator]]:
         """Indicators whose change number is above ``seq``, in change order."""
         stmt = select(indicators).where(indicators.c.seq > seq).order_by(indicators.c.seq).limit(limit)
-        async with self._read() as conn:
-            return [(row["seq"], indicator_from_row(row)) for row in (await conn.execute(stmt)).mappings()]
+
+        def work() -> list[tuple[int, Indicator]]:
+            with self._read() as conn:
+                return [(row["seq"], indicator_from_row(row)) for row in conn.execute(stmt).mappings()]
+
+        return await self._run(work)
 
     async def last_seq(self) -> int:
         """The newest change number handed out."""
-        async with self._read() as conn:
-            result = await conn.execute(select(sequence.c.value).where(sequence.c.name == "changes"))
-            return int(result.scalar_one())
+
+        def work() -> int:
+            with self._read() as conn:
+                return int(conn.execute(select(sequence.c.value).where(sequence.c.name == "changes")).scalar_one())
+
+        return await self._run(work)
 
     async def counts(self) -> StoreCounts:
         """Indicator totals by type, TLP and source."""
-        async with self._read() as conn:
-            by_type = {r[0]: r[1] for r in await conn.execute(select(indicators.c.type, func.count()).group_by(indicators.c.type))}
-            by_tlp = {r[0]: r[1] for r in await conn.execute(select(indicators.c.tlp, func.count()).group_by(indicators.c.tlp))}
-            by_sources = await conn.execute(select(indicators.c.sources, func.count()).group_by(indicators.c.sources))
-            by_source: dict[str, int] = {}
-            for raw, count in by_sources:
-                for source in orjson.loads(raw) or ["unknown"]:
-                    by_source[source] = by_source.get(source, 0) + count
-        return StoreCounts(total=sum(by_type.values()), by_type=by_type, by_tlp=by_tlp, by_source=by_source)
+
+        def work() -> StoreCounts:
+            with self._read() as conn:
+                by_type = {r[0]: r[1] for r in conn.execute(select(indicators.c.type, func.count()).group_by(indicators.c.type))}
+                by_tlp = {r[0]: r[1] for r in conn.execute(select(indicators.c.tlp, func.count()).group_by(indicators.c.tlp))}
+                by_sources = conn.execute(select(indicators.c.sources, func.count()).group_by(indicators.c.sources))
+                by_source: dict[str, int] = {}
+                for raw, count in by_sources:
+                    for source in orjson.loads(raw) or ["unknown"]:
+                        by_source[source] = by_source.get(source, 0) + count
+            return StoreCounts(total=sum(by_type.values()), by_type=by_type, by_tlp=by_tlp, by_source=by_source)
+
+        return await self._run(work)
 
     # -- sightings and tail positions ---------------------------------------
 
@@ -266,83 +318,107 @@ class Store:
         """
         if sealed_evidence and len(sealed_evidence) != len(found):
             raise StoreError("sealed_evidence must match the sightings one to one")
-        async with self._write() as conn:
-            if found:
-                await self._merge_into(conn, [s.indicator for s in found])
-                await conn.execute(
-                    sightings.insert(),
-                    [
-                        {
-                            "indicator_id": s.indicator.id,
-                            "source": s.source,
-                            "rule": s.rule,
-                            "observed_at": s.observed_at.timestamp(),
-                            "count": s.count,
-                            "evidence": sealed_evidence[i] if sealed_evidence else None,
-                        }
-                        for i, s in enumerate(found)
-                    ],
-                )
-            if positions:
-                await conn.execute(
-                    self._upsert(tail_positions, ["watcher", "path"]),
-                    [
-                        {"watcher": p.watcher, "path": p.path, "inode": p.inode, "offset": p.offset, "fingerprint": p.fingerprint}
-                        for p in positions
-                    ],
-                )
+
+        def work() -> None:
+            with self._write() as conn:
+                if found:
+                    self._merge_into(conn, [s.indicator for s in found])
+                    conn.execute(
+                        sightings.insert(),
+                        [
+                            {
+                                "indicator_id": s.indicator.id,
+                                "source": s.source,
+                                "rule": s.rule,
+                                "observed_at": s.observed_at.timestamp(),
+                                "count": s.count,
+                                "evidence": sealed_evidence[i] if sealed_evidence else None,
+                            }
+                            for i, s in enumerate(found)
+                        ],
+                    )
+                if positions:
+                    conn.execute(
+                        self._upsert(tail_positions, ["watcher", "path"]),
+                        [
+                            {"watcher": p.watcher, "path": p.path, "inode": p.inode, "offset": p.offset, "fingerprint": p.fingerprint}
+                            for p in positions
+                        ],
+                    )
+
+        await self._run(work)
 
     async def sightings_for(self, indicator_id: str, limit: int = 100) -> list[StoredSighting]:
         """The newest local sightings of an indicator."""
         stmt = (
             select(sightings)
             .where(sightings.c.indicator_id == indicator_id)
-            .order_by(sightings.c.observed_at.desc())
+            .order_by(sightings.c.observed_at.desc(), sightings.c.id)
             .limit(limit)
         )
-        async with self._read() as conn:
-            return [
-                StoredSighting(
-                    id=r["id"],
-                    indicator_id=r["indicator_id"],
-                    source=r["source"],
-                    rule=r["rule"],
-                    observed_at=from_epoch(r["observed_at"]),
-                    count=r["count"],
-                    sealed_evidence=r["evidence"],
-                )
-                for r in (await conn.execute(stmt)).mappings()
-            ]
+
+        def work() -> list[StoredSighting]:
+            with self._read() as conn:
+                return [
+                    StoredSighting(
+                        id=r["id"],
+                        indicator_id=r["indicator_id"],
+                        source=r["source"],
+                        rule=r["rule"],
+                        observed_at=from_epoch(r["observed_at"]),
+                        count=r["count"],
+                        sealed_evidence=r["evidence"],
+                    )
+                    for r in conn.execute(stmt).mappings()
+                ]
+
+        return await self._run(work)
 
     async def get_position(self, watcher: str, path: str) -> TailPosition | None:
         """Where ``watcher`` stopped reading ``path``."""
         stmt = select(tail_positions).where(and_(tail_positions.c.watcher == watcher, tail_positions.c.path == path))
-        async with self._read() as conn:
-            row = (await conn.execute(stmt)).mappings().first()
-        if row is None:
-            return None
-        return TailPosition(row["watcher"], row["path"], row["inode"], row["offset"], row["fingerprint"])
+
+        def work() -> TailPosition | None:
+            with self._read() as conn:
+                row = conn.execute(stmt).mappings().first()
+            if row is None:
+                return None
+            return TailPosition(row["watcher"], row["path"], row["inode"], row["offset"], row["fingerprint"])
+
+        return await self._run(work)
 
     # -- peers ----------------------------------------------------------------
 
     async def save_peer(self, peer: Peer) -> None:
         """Insert or update a peer by id."""
-        async with self._write() as conn:
-            await conn.execute(self._upsert(peers, ["id"]), [peer_row(peer)])
+
+        def work() -> None:
+            with self._write() as conn:
+                conn.execute(self._upsert(peers, ["id"]), [peer_row(peer)])
+
+        await self._run(work)
 
     async def get_peer(self, peer_id: str) -> Peer | None:
         """A peer by id (its node id)."""
-        async with self._read() as conn:
-            row = (await conn.execute(select(peers).where(peers.c.id == peer_id))).mappings().first()
-        return peer_from_row(row) if row else None
+
+        def work() -> Peer | None:
+            with self._read() as conn:
+                row = conn.execute(select(peers).where(peers.c.id == peer_id)).mappings().first()
+            return peer_from_row(row) if row else None
+
+        return await self._run(work)
 
     async def list_peers(self, status: PeerStatus | None = None) -> list[Peer]:
         """Peers, optionally only those with ``status``."""
         stmt = select(peers).order_by(peers.c.added_at)
         if status is not None:
             stmt = stmt.where(peers.c.status == status.value)
-        async with self._read() as conn:
-            return [peer_from_row(row) for row in (await conn.execute(stmt)).mappings()]
+
+        def work() -> list[Peer]:
+            with self._read() as conn:
+                return [peer_from_row(row) for row in conn.execute(stmt).mappings()]
+
+        return await self._run(work)
 
     async def set_peer_status(self, peer_id: PeerId | str, status: PeerStatus) -> Peer:
         """Approve, reject or revoke a peer.
@@ -350,23 +426,34 @@ class Store:
         Raises:
             StoreError: no such peer.
         """
-        async with self._write() as conn:
-            result = await conn.execute(update(peers).where(peers.c.id == peer_id).values(status=status.value))
-            if not result.rowcount:
+
+        def work() -> Peer:
+            with self._write() as conn:
+                conn.execute(update(peers).where(peers.c.id == peer_id).values(status=status.value))
+                row = conn.execute(select(peers).where(peers.c.id == peer_id)).mappings().first()
+            if row is None:
                 raise StoreError(f"no peer with id {peer_id!r}")
-        peer = await self.get_peer(peer_id)
-        assert peer is not None  # just updated inside a committed transaction
-        return replace(peer, status=status)
+            return peer_from_row(row)
+
+        return await self._run(work)
 
     # -- key/value state ----------------------------------------------------------
 
     async def get_state(self, key: str) -> JsonValue:
         """A JSON value stored under ``key``, or None."""
-        async with self._read() as conn:
-            raw = (await conn.execute(select(state.c.value).where(state.c.key == key))).scalar_one_or_none()
-        return None if raw is None else orjson.loads(raw)
+
+        def work() -> JsonValue:
+            with self._read() as conn:
+                raw = conn.execute(select(state.c.value).where(state.c.key == key)).scalar_one_or_none()
+            return None if raw is None else orjson.loads(raw)
+
+        return await self._run(work)
 
     async def set_state(self, key: str, value: JsonValue) -> None:
         """Store a JSON value under ``key``."""
-        async with self._write() as conn:
-            await conn.execute(self._upsert(state, ["key"]), [{"key": key, "value": dumps(value)}])
+
+        def work() -> None:
+            with self._write() as conn:
+                conn.execute(self._upsert(state, ["key"]), [{"key": key, "value": dumps(value)}])
+
+        await self._run(work)
