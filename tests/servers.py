@@ -76,6 +76,7 @@ def running_server(
         http=PeerH11Protocol if use_tls_scope else H11Protocol,
         ssl_context_factory=(lambda _cfg, _default: ssl_context) if ssl_context else None,
         lifespan="off",
+        log_config=None,  # leave the process's logging alone (pytest's caplog sees records)
         log_level="warning",
         access_log=False,
         ws="none",
