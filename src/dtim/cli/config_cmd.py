@@ -24,3 +24,11 @@ def show(home: HomeOption = None, json_output: JsonOption = False, sets: SetOpti
         for key, value in table.items():
             stdout.print(f"{key} = {render_toml_value(value)}", markup=False)
         stdout.print("")
+
+
+@app.command("docs")
+def docs() -> None:
+    """Print the configuration reference (docs/configuration.md) as Markdown."""
+    from dtim.config.template import render_markdown
+
+    print(render_markdown(), end="")  # noqa: T201  # plain Markdown to stdout

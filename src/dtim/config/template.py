@@ -81,3 +81,23 @@ def describe_settings(settings: Settings, *, mask: bool = True) -> dict[str, dic
             table[item.name] = value
         shown[name] = table
     return shown
+
+
+def render_markdown(settings: Settings | None = None) -> str:
+    """docs/configuration.md: every setting with its default and help, from the declarations."""
+    resolved = settings or Settings()
+    out = [
+        "# Configuration reference",
+        "",
+        "Generated from the setting declarations in `src/dtim/config/settings.py` by",
+        "`dtim config docs`; a test fails when this page and the code disagree.",
+        "",
+        "Order of precedence: defaults < `config/dtim.toml` < environment `DTIM__SECTION__KEY`",
+        "< `--set section.key=value`. Paths are relative to the node home.",
+    ]
+    for name, section in sections(resolved):
+        out += ["", f"## [{name}]", "", (type(section).__doc__ or "").strip(), "", "| key | default | meaning |", "| --- | --- | --- |"]
+        for item in fields(section):
+            default = "" if item.metadata.get(SECRET) else render_toml_value(getattr(section, item.name)).replace("|", "\\|")
+            out.append(f"| `{item.name}` | `{default}` | {item.metadata[HELP]} |")
+    return "\n".join(out) + "\n"
