@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,11 +14,13 @@ from dtim import __version__
 from dtim.api.health import health_router
 from dtim.config import NodeHome
 from dtim.crypto.identity import create_identity, load_identity
+from dtim.crypto.evidence import seal_evidence
 from dtim.crypto.keyfiles import write_secret
+from dtim.crypto.keyring import Keyring
 from dtim.crypto.passwords import hash_password, new_password
 from dtim.crypto.tls import issue_node_certificates
 from dtim.errors import DTIMError
-from dtim.model import SystemClock
+from dtim.model import Sighting, SystemClock, TailPosition
 from dtim.store import Store
 
 ADMIN_PASSWORD_FILE = "admin.argon2"
@@ -47,6 +49,7 @@ def initialise_home(home: NodeHome, *, host: str) -> CreatedHome:
     """Create the identity key pair, TLS material and admin password of a new home."""
     identity = create_identity(home.keys_dir, overwrite=True)
     issue_node_certificates(home.certs_dir, [host], now=SystemClock().now(), common_name=identity.node_id[:32])
+    Keyring.load_or_create(home.keys_dir, now=SystemClock().now())
     password = new_password()
     write_secret(home.keys_dir / ADMIN_PASSWORD_FILE, hash_password(password).encode())
     home.encrypted_logs.mkdir(parents=True, exist_ok=True)
@@ -97,3 +100,24 @@ async def run_node(home: NodeHome) -> None:
         await admin.serve()
     finally:
         await store.close()
+
+
+class StoreSink:
+    """Watchers' sink backed by the node store: evidence sealed, sightings and positions in one transaction.
+
+    Evidence is encrypted with the node keyring, bound to the indicator id
+    (``context=indicator id`` for :func:`dtim.crypto.evidence.open_evidence`).
+    """
+
+    def __init__(self, store: Store, keyring: Keyring) -> None:
+        self._store = store
+        self._keyring = keyring
+
+    async def commit(self, sightings: Sequence[Sighting], positions: Sequence[TailPosition]) -> None:
+        """Seal each sighting's evidence and commit everything atomically."""
+        sealed = [seal_evidence(self._keyring, s.evidence, context=s.indicator.id) for s in sightings]
+        await self._store.record_sightings(sightings, sealed, positions)
+
+    async def position(self, watcher: str, path: str) -> TailPosition | None:
+        """The committed position of ``watcher`` on ``path``."""
+        return await self._store.get_position(watcher, path)
