@@ -22,7 +22,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from dtim.model import TailPosition
 from dtim.watchers.base import SightingSink
@@ -86,6 +86,12 @@ def rotated_siblings(path: str) -> list[str]:
             continue
     found.sort(reverse=True)
     return [item for _, item in found[:MAX_ROTATED]]
+
+
+def _open_binary(path: str) -> BinaryIO:
+    if path.endswith(".gz"):
+        return cast(BinaryIO, gzip.open(path, "rb"))
+    return open(path, "rb")  # noqa: SIM115  # the tailer keeps it open across reads
 
 
 @dataclass(slots=True)
@@ -234,11 +240,7 @@ class FileTailer:
             return False
         live = pending.file == self.path and self.follow
         try:
-            handle: BinaryIO = (
-                gzip.open(pending.file, "rb")
-                if pending.file.endswith(".gz")
-                else open(pending.file, "rb")
-            )  # type: ignore[assignment]  # GzipFile is a binary file
+            handle = _open_binary(pending.file)
             inode = (
                 os.fstat(handle.fileno()).st_ino
                 if not pending.file.endswith(".gz")
