@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from dtim import __version__
 from dtim.api.health import health_router
+from dtim.api.metrics import metrics_router
 from dtim.config import NodeHome
 from dtim.crypto.identity import create_identity, load_identity
 from dtim.crypto.evidence import seal_evidence
@@ -79,6 +80,7 @@ def build_admin_app(store: Store) -> FastAPI:
     """The admin listener's application (health for now; admin API and dashboard mount here)."""
     app = FastAPI(title="DTIM admin API", version=__version__)
     app.include_router(health_router(lambda: _store_ready(store)))
+    app.include_router(metrics_router(store))
     return app
 
 

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
+
+from dtim.api.metrics import metrics_router
+from dtim.metrics import Metrics
+from dtim.model import make_indicator
+from dtim.store import Store
+
+
+async def test_metrics_parse_with_the_prometheus_parser(store: Store) -> None:
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    await store.upsert_indicators([make_indicator("198.51.100.1", now=now, tlp="amber", sources=["ufw"]), make_indicator("evil.example", now=now)])
+    registry = Metrics()
+    registry.declare("dtim_watcher_lines_total", "counter", "Log lines read per source.")
+    registry.inc("dtim_watcher_lines_total", 41, source="ufw")
+    registry.inc("dtim_watcher_lines_total", source="ufw")
+    registry.inc("dtim_requests_rejected_total", reason='bad "signature"\nnew')
+    app = FastAPI()
+    app.include_router(metrics_router(store, registry))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://admin") as client:
+        response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
+    assert samples[("dtim_watcher_lines_total", (("source", "ufw"),))] == 42
+    assert samples[("dtim_indicators", (("type", "ipv4"),))] == 1
+    assert samples[("dtim_indicators_by_tlp", (("tlp", "amber"),))] == 1
+    assert samples[("dtim_indicators_by_source", (("source", "ufw"),))] == 1
+    assert samples[("dtim_requests_rejected_total", (("reason", 'bad "signature"\nnew'),))] == 1
