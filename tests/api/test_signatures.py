@@ -280,7 +280,8 @@ async def test_rejections_are_audited_without_secrets(
     records = world.audit.read(datetime.now(UTC).date())
     rejected = [r for r in records if r["event"] == "request_rejected"]
     assert any(
-        str(r["reason"]).startswith("wrong recipient") and r["key_id"] == world.alice.identity.node_id
+        str(r["reason"]).startswith("wrong recipient")
+        and r["key_id"] == world.alice.identity.node_id
         for r in rejected
     )
     out, err = capfd.readouterr()
