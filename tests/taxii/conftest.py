@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,44 +15,27 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from dtim.model import FakeClock, Indicator, Scope, Tlp, make_indicator
-from dtim.model.clock import iso
-from dtim.taxii.accounts import Account, AccountBook, make_account
+from dtim.model import FakeClock, Indicator, Tlp, make_indicator
+from dtim.privacy import PrivacyFilter, PrivacyPolicy
+from dtim.taxii.accounts import AccountBook, make_account
 from dtim.taxii.backend import MemoryFeed
 from dtim.taxii.server import TaxiiServer, TaxiiSettings
+from dtim.taxii.wiring import PrivacySharer, privacy_acceptor
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 PASSWORD = "correct horse battery staple"
 
 
-class StandInSharer:
-    """Test double for dtim.privacy's filter: the documented field sets per level and TLP reach.
+def privacy_filter() -> PrivacyFilter:
+    """The real privacy filter, custom field ``asn`` allowed at open."""
+    return PrivacyFilter(
+        PrivacyPolicy(allow_custom_fields=True, allowed_custom_fields=frozenset({"asn"}))
+    )
 
-    Only the fields matter to the TAXII and STIX code under test; the real
-    filter has its own suite.
-    """
 
-    def share(self, indicator: Indicator, account: Account) -> Mapping[str, object] | None:
-        if indicator.scope is Scope.LOCAL or not account.may_read(indicator.tlp) or indicator.tlp is Tlp.RED:
-            return None
-        if indicator.tlp.needs_recipients and not ({account.name, *account.groups} & set(indicator.recipients)):
-            return None
-        out: dict[str, object] = {
-            "id": indicator.id,
-            "type": indicator.type,
-            "value": indicator.value,
-            "tlp": indicator.tlp.value,
-        }
-        if account.level in ("moderate", "open"):
-            out["confidence"] = indicator.confidence
-            out["first_seen"] = iso(indicator.first_seen)
-            out["last_seen"] = iso(indicator.last_seen)
-            out["valid_until"] = iso(indicator.last_seen + timedelta(days=30))
-        if account.level == "open":
-            out["tags"] = list(indicator.tags)
-            out["sightings"] = indicator.sightings
-            out["custom_fields"] = dict(indicator.custom_fields)
-        return out
+def sharer() -> PrivacySharer:
+    """The real privacy filter behind the TAXII Sharer protocol; aging stand-in: 30 days."""
+    return PrivacySharer(privacy_filter(), lambda i: i.last_seen + timedelta(days=30))
 
 
 def sample_indicators(count: int, *, tlp: Tlp = Tlp.GREEN, start: int = 0) -> list[Indicator]:
@@ -79,7 +62,9 @@ def clock() -> FakeClock:
 def book(tmp_path: Path) -> AccountBook:
     accounts = AccountBook(tmp_path / "taxii-users.json")
     accounts.add(make_account("reader", PASSWORD, level="moderate", tlps=["green"]))
-    accounts.add(make_account("opener", PASSWORD, level="open", tlps=["green", "amber"], groups=["isac"]))
+    accounts.add(
+        make_account("opener", PASSWORD, level="open", tlps=["green", "amber"], groups=["isac"])
+    )
     accounts.add(make_account("writer", PASSWORD, level="strict", tlps=["green"], can_write=True))
     accounts.save()
     return AccountBook(accounts.path).load()
@@ -92,7 +77,14 @@ def feed(clock: FakeClock) -> MemoryFeed:
 
 @pytest.fixture
 def server(feed: MemoryFeed, book: AccountBook, clock: FakeClock) -> TaxiiServer:
-    return TaxiiServer(feed, StandInSharer(), book, TaxiiSettings(max_content_length=64 * 1024), clock)
+    return TaxiiServer(
+        feed,
+        sharer(),
+        book,
+        TaxiiSettings(max_content_length=64 * 1024),
+        clock,
+        accept=privacy_acceptor(privacy_filter()),
+    )
 
 
 @dataclass

@@ -50,7 +50,9 @@ async def test_discovery_collections_pages_manifest_versions(running: Running) -
 
         manifest = green.get_manifest(limit=10)
         assert len(manifest["objects"]) == 10 and manifest["more"] is True
-        assert {m["media_type"] for m in manifest["objects"]} == {"application/stix+json;version=2.1"}
+        assert {m["media_type"] for m in manifest["objects"]} == {
+            "application/stix+json;version=2.1"
+        }
 
         filtered = green.get_objects(id=first["id"])
         assert [o["id"] for o in filtered["objects"]] == [first["id"]]
@@ -110,7 +112,9 @@ async def test_wrong_password_and_unknown_collection(running: Running) -> None:
             Server(running.url, user="reader", password="wrong password!").refresh()
         assert denied.value.response.status_code == 401
         with pytest.raises(requests.HTTPError) as missing:
-            Collection(f"{running.url}api/collections/nope/", user="reader", password=PASSWORD).refresh()
+            Collection(
+                f"{running.url}api/collections/nope/", user="reader", password=PASSWORD
+            ).refresh()
         assert missing.value.response.status_code == 404
         assert missing.value.response.json()["http_status"] == "404"
 

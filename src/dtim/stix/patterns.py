@@ -249,7 +249,8 @@ class _Collector(STIXPatternListener):  # type: ignore[misc]  # stix2patterns sh
             self._refuse("negated comparison")
             return
         literal = ctx.primitiveLiteral()
-        token = literal.StringLiteral()
+        orderable = literal.orderableLiteral()
+        token = orderable.StringLiteral() if orderable is not None else None
         if token is None:
             self._refuse(f"comparison with a non-string literal {literal.getText()}")
             return

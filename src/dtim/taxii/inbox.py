@@ -8,7 +8,7 @@ under a restrictive marking is ever shared wider than it came.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -54,6 +54,24 @@ class Intake:
     indicators: list[Indicator] = field(default_factory=list)
     successes: list[Outcome] = field(default_factory=list)
     failures: list[Outcome] = field(default_factory=list)
+    origins: list[Outcome] = field(default_factory=list)
+
+    def refuse(self, accept: Callable[[Indicator], str | None]) -> None:
+        """Drop indicators ``accept`` refuses; their objects move from successes to failures."""
+        kept: list[Indicator] = []
+        kept_origins: list[Outcome] = []
+        refused: dict[str, str] = {}
+        for indicator, origin in zip(self.indicators, self.origins, strict=True):
+            reason = accept(indicator)
+            if reason is None:
+                kept.append(indicator)
+                kept_origins.append(origin)
+            else:
+                refused[origin.id] = reason
+        self.indicators, self.origins = kept, kept_origins
+        for outcome in [o for o in self.successes if o.id in refused]:
+            self.successes.remove(outcome)
+            self.failures.append(Outcome(outcome.id, outcome.version, refused[outcome.id]))
 
 
 def take_in(
@@ -92,6 +110,8 @@ def take_in(
         except (StixError, ValidationError) as exc:
             intake.failures.append(Outcome(ident, version, str(exc)))
             continue
+        outcome = Outcome(ident, version)
         intake.indicators.extend(localize(item) for item in made)
-        intake.successes.append(Outcome(ident, version))
+        intake.origins.extend(outcome for _ in made)
+        intake.successes.append(outcome)
     return intake

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dtim.errors import DTIMError, StixError, TaxiiError
-from dtim.model import Tlp
+from dtim.model import Indicator, Tlp
 from dtim.model.clock import Clock, SystemClock, iso
 from dtim.stix.bundle import bundle_objects
 from dtim.stix.markings import StixObject
@@ -100,6 +101,7 @@ class TaxiiServer:
     accounts: AccountBook
     settings: TaxiiSettings = field(default_factory=TaxiiSettings)
     clock: Clock = field(default_factory=SystemClock)
+    accept: Callable[[Indicator], str | None] | None = None
     _statuses: OrderedDict[str, _Status] = field(default_factory=OrderedDict)
 
     def app(self) -> Starlette:
@@ -271,6 +273,8 @@ class TaxiiServer:
             sources=(f"taxii-inbox:{account.name}",),
             default_tlp=self.settings.default_tlp,
         )
+        if self.accept is not None:
+            intake.refuse(self.accept)
         if intake.indicators:
             try:
                 await self.feed.ingest(intake.indicators)
