@@ -1,0 +1,1 @@
+"""Gossip: reports, reconciliation, merge, origin hiding, corroboration and reputation."""
