@@ -1,5 +1,24 @@
 """Persistence of indicators, sightings, peers and state (SQLAlchemy Core; SQLite or PostgreSQL)."""
 
 from dtim.store.queries import IndicatorQuery, Store, StoreCounts, StoredSighting
+from dtim.store.search import (
+    HourlyCount,
+    IndicatorEvent,
+    IndicatorPage,
+    IndicatorSearch,
+    IndicatorStats,
+    SortKey,
+)
 
-__all__ = ["IndicatorQuery", "Store", "StoreCounts", "StoredSighting"]
+__all__ = [
+    "HourlyCount",
+    "IndicatorEvent",
+    "IndicatorPage",
+    "IndicatorQuery",
+    "IndicatorSearch",
+    "IndicatorStats",
+    "SortKey",
+    "Store",
+    "StoreCounts",
+    "StoredSighting",
+]

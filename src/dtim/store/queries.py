@@ -26,7 +26,25 @@ from dtim.errors import StoreError
 from dtim.model import Indicator, Peer, PeerId, PeerStatus, Sighting, TailPosition, merge
 from dtim.model.indicator import JsonValue
 from dtim.store.engine import POOL_SIZE, WRITE_FLAG, make_engine, migrate, redact_url
-from dtim.store.rows import dumps, from_epoch, indicator_from_row, indicator_row, peer_from_row, peer_row
+from dtim.store.rows import (
+    dumps,
+    from_epoch,
+    indicator_from_row,
+    indicator_row,
+    peer_from_row,
+    peer_row,
+)
+from dtim.store.search import (
+    IndicatorEvent,
+    IndicatorPage,
+    IndicatorSearch,
+    IndicatorStats,
+    add_event,
+    events_for,
+    indicator_stats,
+    run_search,
+    search_statement,
+)
 from dtim.store.tables import indicators, peers, sequence, sightings, state, tail_positions
 
 T = TypeVar("T")
@@ -295,6 +313,52 @@ class Store:
                     for source in orjson.loads(raw) or ["unknown"]:
                         by_source[source] = by_source.get(source, 0) + count
             return StoreCounts(total=sum(by_type.values()), by_type=by_type, by_tlp=by_tlp, by_source=by_source)
+
+        return await self._run(work)
+
+    # -- dashboard (queries in search.py) -------------------------------------
+
+    async def search_indicators(self, search: IndicatorSearch) -> IndicatorPage:
+        """One keyset-paginated page of a dashboard search (see :class:`IndicatorSearch`).
+
+        Raises:
+            ValidationError: a malformed cursor or limit.
+        """
+        dialect = self.dialect
+        search_statement(search, dialect)  # validate before leaving the event loop
+
+        def work() -> IndicatorPage:
+            with self._read() as conn:
+                return run_search(conn, search, dialect)
+
+        return await self._run(work)
+
+    async def indicator_stats(
+        self, *, since: datetime, local_sources: Sequence[str]
+    ) -> IndicatorStats:
+        """Overview charts: new indicators per hour and source, confidence deciles, origins."""
+
+        def work() -> IndicatorStats:
+            with self._read() as conn:
+                return indicator_stats(conn, since=since, local_sources=local_sources)
+
+        return await self._run(work)
+
+    async def add_indicator_event(self, event: IndicatorEvent) -> None:
+        """Append an entry to an indicator's history."""
+
+        def work() -> None:
+            with self._write() as conn:
+                add_event(conn, event)
+
+        await self._run(work)
+
+    async def indicator_events(self, indicator_id: str, limit: int = 100) -> list[IndicatorEvent]:
+        """An indicator's history entries, newest first."""
+
+        def work() -> list[IndicatorEvent]:
+            with self._read() as conn:
+                return events_for(conn, indicator_id, limit)
 
         return await self._run(work)
 

@@ -10,6 +10,7 @@ import orjson
 from sqlalchemy import RowMapping
 
 from dtim.model import Indicator, IndicatorId, Peer, PeerId, PeerStatus, Scope, Tlp
+from dtim.store.netkeys import indicator_range
 
 
 def to_epoch(moment: datetime) -> float:
@@ -29,6 +30,7 @@ def dumps(value: Any) -> str:
 
 def indicator_row(indicator: Indicator, seq: int) -> dict[str, Any]:
     """The row that stores ``indicator`` with change number ``seq``."""
+    net_lo, net_hi = indicator_range(indicator.type, indicator.value)
     return {
         "id": indicator.id,
         "type": indicator.type,
@@ -46,6 +48,8 @@ def indicator_row(indicator: Indicator, seq: int) -> dict[str, Any]:
         "custom_fields": dumps(dict(indicator.custom_fields)),
         "sources": dumps(list(indicator.sources)),
         "seq": seq,
+        "net_lo": net_lo,
+        "net_hi": net_hi,
     }
 
 

@@ -40,10 +40,34 @@ indicators = Table(
     Column("custom_fields", Text, nullable=False, server_default="{}"),
     Column("sources", Text, nullable=False, server_default="[]"),
     Column("seq", BigInteger, nullable=False),
+    # Network indicators' first and last address as sortable text (netkeys.py), for
+    # CIDR containment searches; NULL for other types. Added by migration 0002.
+    Column("net_lo", String(33), nullable=True),
+    Column("net_hi", String(33), nullable=True),
     Index("ix_indicators_type_value", "type", "value", unique=True),
     Index("ix_indicators_last_seen", "last_seen"),
     Index("ix_indicators_tlp", "tlp"),
     Index("ix_indicators_seq", "seq", unique=True),
+    # Keyset pagination of the dashboard: one (sort column, seq) index per sort order.
+    # The value index is on ``value COLLATE "C"`` on PostgreSQL (byte order, like SQLite).
+    Index("ix_indicators_type_seq", "type", "seq"),
+    Index("ix_indicators_confidence_seq", "confidence", "seq"),
+    Index("ix_indicators_first_seen_seq", "first_seen", "seq"),
+    Index("ix_indicators_last_seen_seq", "last_seen", "seq"),
+    Index("ix_indicators_created", "created"),
+    Index("ix_indicators_type_net_lo", "type", "net_lo"),
+)
+
+indicator_events = Table(
+    "indicator_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("indicator_id", String(36), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("detail", Text, nullable=False, server_default="{}"),
+    Index("ix_indicator_events_indicator", "indicator_id", "at"),
 )
 
 sightings = Table(
