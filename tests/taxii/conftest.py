@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import uvicorn
@@ -26,6 +26,7 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 PASSWORD = "correct horse battery staple"
 
 
+@functools.cache
 def privacy_filter() -> PrivacyFilter:
     """The real privacy filter, custom field ``asn`` allowed at open."""
     return PrivacyFilter(
@@ -58,9 +59,10 @@ def clock() -> FakeClock:
     return FakeClock(START)
 
 
-@pytest.fixture
-def book(tmp_path: Path) -> AccountBook:
-    accounts = AccountBook(tmp_path / "taxii-users.json")
+@pytest.fixture(scope="session")
+def book(tmp_path_factory: pytest.TempPathFactory) -> AccountBook:
+    """Read-only accounts shared by the session: Argon2 hashing takes most of a second each."""
+    accounts = AccountBook(tmp_path_factory.mktemp("taxii") / "taxii-users.json")
     accounts.add(make_account("reader", PASSWORD, level="moderate", tlps=["green"]))
     accounts.add(
         make_account("opener", PASSWORD, level="open", tlps=["green", "amber"], groups=["isac"])
