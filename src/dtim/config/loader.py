@@ -232,6 +232,10 @@ def _check(section: str, key: str, value: Any) -> None:
         raise ValueError(f"expected zero (off) or a positive epsilon, got {value}")
     if section == "storage" and key == "database_url" and not value.startswith(("sqlite:", "postgresql:", "postgresql+")):
         raise ValueError(f"expected a sqlite:/// or postgresql:// URL, got {value!r}")
+    if section == "integrations" and key == "webhooks":
+        for entry in value:
+            if not isinstance(entry, dict) or not isinstance(entry.get("url"), str) or not isinstance(entry.get("secret_env"), str):
+                raise ValueError(f"each webhook is a table with url and secret_env, got {entry!r}")
     if section == "network" and key == "default_peers":
         for entry in value:
             if isinstance(entry, str):

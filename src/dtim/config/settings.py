@@ -137,6 +137,19 @@ class RegistrySettings:
 
 
 @dataclass(frozen=True)
+class IntegrationsSettings:
+    """``[integrations]``: where else indicators go (through the privacy filter)."""
+
+    webhooks: tuple[Any, ...] = setting(
+        [],
+        "Webhook receivers: tables with url, secret_env (environment variable holding the HMAC secret), min_confidence, types, level.",
+        example='[{ url = "https://siem.example.org/dtim", secret_env = "DTIM_WEBHOOK_SECRET", min_confidence = 70 }]',
+    )
+    syslog_cef_address: str = setting("", "host:port of a syslog collector receiving CEF over UDP; empty turns it off.", example="127.0.0.1:514")
+    syslog_min_confidence: int = setting(70, "Only indicators at or above this confidence are sent as CEF.")
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole configuration of a node (or registry), resolved and validated."""
 
@@ -148,6 +161,7 @@ class Settings:
     watchers: WatcherSettings = field(default_factory=WatcherSettings)
     aging: AgingSettings = field(default_factory=AgingSettings)
     registry: RegistrySettings = field(default_factory=RegistrySettings)
+    integrations: IntegrationsSettings = field(default_factory=IntegrationsSettings)
 
     def __repr__(self) -> str:
         # Secrets never reach logs through repr().
@@ -173,5 +187,15 @@ def _masked_repr(self: Any) -> str:
     return f"{type(self).__name__}({', '.join(parts)})"
 
 
-for _section in (SecuritySettings, StorageSettings, NetworkSettings, AdminSettings, PrivacySettings, WatcherSettings, AgingSettings, RegistrySettings):
+for _section in (
+    SecuritySettings,
+    StorageSettings,
+    NetworkSettings,
+    AdminSettings,
+    PrivacySettings,
+    WatcherSettings,
+    AgingSettings,
+    RegistrySettings,
+    IntegrationsSettings,
+):
     _section.__repr__ = _masked_repr  # type: ignore[method-assign]  # one masking repr for every section

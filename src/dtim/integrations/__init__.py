@@ -1,0 +1,1 @@
+"""Outgoing integrations: webhooks and syslog CEF. Everything they send passes the privacy filter."""
