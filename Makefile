@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-slow lint bench clean
+.PHONY: venv browser demo test test-slow lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,18 @@ venv: $(STAMP)
 demo: venv
 	$(VENV)/bin/dtim demo
 
-test: venv
+# Browser tests drive Debian's Chromium; as root we install it, otherwise they skip with a reason.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium for the dashboard tests"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "note: /usr/bin/chromium is missing; dashboard browser tests will be skipped (apt-get install chromium)"; \
+	  fi; \
+	fi
+
+test: venv browser
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 test-slow: venv
