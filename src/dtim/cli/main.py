@@ -9,7 +9,7 @@ import click
 import typer
 
 from dtim import __version__
-from dtim.cli import config_cmd, demo, indicators, init, node, status
+from dtim.cli import backup, config_cmd, demo, indicators, init, node, status
 from dtim.cli.common import stderr
 from dtim.errors import ConfigError, DTIMError
 
@@ -23,6 +23,8 @@ app = typer.Typer(
 app.command("init")(init.init)
 app.command("status")(status.status)
 app.command("demo")(demo.demo)
+app.command("backup")(backup.backup)
+app.command("restore")(backup.restore)
 app.add_typer(indicators.app, name="indicators")
 app.add_typer(node.app, name="node")
 app.add_typer(config_cmd.app, name="config")
