@@ -16,12 +16,12 @@ Shareable) whenever noise is off.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from dtim.model import Evidence, Indicator, JsonValue
+from dtim.model import Evidence, Indicator, JsonValue, Scope, Tlp
 from dtim.privacy.destination import Destination, DestinationKind
 from dtim.privacy.explain import Explanation, explain_decision
 from dtim.privacy.marking import WithholdReason, check_reach
@@ -89,6 +89,7 @@ class PrivacyFilter:
         self.scrubber = Scrubber(self.warninglists, self.terms)
         self.noise: NoiseSource = noise or KeyedNoise()
         self._tag_verdicts: dict[str, str | None] = {}
+        self._tag_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def learn(self, evidence: Evidence) -> None:
         """Remember local host names, user names and paths from evidence as internal terms.
@@ -98,6 +99,7 @@ class PrivacyFilter:
         """
         self.terms.update((*evidence.hosts, *evidence.users, *evidence.paths))
         self._tag_verdicts.clear()
+        self._tag_sets.clear()
 
     def level_for(self, destination: Destination) -> PrivacyLevel:
         """The destination's own level, else the peer's override, else the node's level."""
@@ -126,9 +128,52 @@ class PrivacyFilter:
         self, indicator: Indicator, destination: Destination, *, valid_until: datetime | None = None
     ) -> Shareable | None:
         """Like :meth:`sanitize` without the reason: the hot path of gossip and exports."""
-        if self.refusal(indicator, destination) is not None:
+        tlp = indicator.tlp
+        # Fast path for the common case (private GREEN/CLEAR), which check_reach allows;
+        # everything else takes the full marking check.
+        if not (
+            indicator.scope is Scope.PRIVATE
+            and (tlp is Tlp.GREEN or tlp is Tlp.CLEAR)
+            and tlp in destination.tlps
+        ) and check_reach(indicator, destination):
+            return None
+        if self.warninglists.match(indicator) or self.scrubber.value_leak(indicator):
             return None
         return self._build(indicator, self.level_for(destination), valid_until)
+
+    def share_many(
+        self,
+        indicators: Iterable[Indicator],
+        destination: Destination,
+        *,
+        valid_until: Callable[[Indicator], datetime | None] | None = None,
+    ) -> Iterator[Shareable]:
+        """Sanitize many indicators for one destination, yielding only what may leave.
+
+        The same decisions as :meth:`share`, with the per-destination work done
+        once: exports, the public feed and gossip rounds use it.
+
+        Args:
+            indicators: local indicators, in any order.
+            destination: where the copies go.
+            valid_until: aging's expiry for an indicator (None: no ``valid_until``).
+        """
+        level = self.level_for(destination)
+        build = self._build
+        match = self.warninglists.match
+        leak = self.scrubber.value_leak
+        tlps = destination.tlps
+        for indicator in indicators:
+            tlp = indicator.tlp
+            if not (
+                indicator.scope is Scope.PRIVATE
+                and (tlp is Tlp.GREEN or tlp is Tlp.CLEAR)
+                and tlp in tlps
+            ) and check_reach(indicator, destination):
+                continue
+            if match(indicator) or leak(indicator):
+                continue
+            yield build(indicator, level, None if valid_until is None else valid_until(indicator))
 
     def refusal(
         self, indicator: Indicator, destination: Destination
@@ -153,6 +198,15 @@ class PrivacyFilter:
                 self._tag_verdicts.clear()
             verdict = self._tag_verdicts[tag] = self.scrubber.text_leak(tag)
         return verdict
+
+    def shared_tags(self, tags: tuple[str, ...]) -> tuple[str, ...]:
+        """The tags that pass, in order (cached per tag set: sets repeat a lot)."""
+        kept = self._tag_sets.get(tags)
+        if kept is None:
+            if len(self._tag_sets) >= _CACHE_LIMIT:
+                self._tag_sets.clear()
+            kept = self._tag_sets[tags] = tuple(t for t in tags if self.tag_verdict(t) is None)
+        return kept
 
     def custom_field_verdict(self, name: str, value: JsonValue) -> str | None:
         """Why a custom field must be dropped at ``open``, or None to keep it."""
@@ -192,46 +246,33 @@ class PrivacyFilter:
         self, indicator: Indicator, level: PrivacyLevel, valid_until: datetime | None
     ) -> Shareable:
         if level is PrivacyLevel.STRICT:
-            return _issue(
-                id=indicator.id,
-                type=indicator.type,
-                value=indicator.value,
-                tlp=indicator.tlp,
-                level=level,
-            )
+            return _issue(indicator, level)
         precision = self.policy.timestamp_precision
         first_seen = coarsen(indicator.first_seen, precision)
-        last_seen = coarsen(indicator.last_seen, precision)
+        # A single sighting has first == last: skip the second floor.
+        last_seen = (
+            first_seen
+            if indicator.last_seen == indicator.first_seen
+            else coarsen(indicator.last_seen, precision)
+        )
         until = None if valid_until is None else coarsen(valid_until, precision)
         if level is PrivacyLevel.MODERATE:
-            return _issue(
-                id=indicator.id,
-                type=indicator.type,
-                value=indicator.value,
-                tlp=indicator.tlp,
-                level=level,
-                confidence=indicator.confidence,
-                first_seen=first_seen,
-                last_seen=last_seen,
-                valid_until=until,
-            )
+            return _issue(indicator, level, first_seen, last_seen, until)
         return _issue(
-            id=indicator.id,
-            type=indicator.type,
-            value=indicator.value,
-            tlp=indicator.tlp,
-            level=level,
-            confidence=indicator.confidence,
-            first_seen=first_seen,
-            last_seen=last_seen,
-            valid_until=until,
-            tags=tuple(tag for tag in indicator.tags if self.tag_verdict(tag) is None),
-            sightings=self.sightings(indicator),
-            custom_fields={
+            indicator,
+            level,
+            first_seen,
+            last_seen,
+            until,
+            self.shared_tags(indicator.tags),
+            self.sightings(indicator),
+            {
                 name: value
                 for name, value in indicator.custom_fields.items()
                 if self.custom_field_verdict(name, value) is None
-            },
+            }
+            if indicator.custom_fields
+            else {},
         )
 
 

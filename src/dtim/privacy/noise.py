@@ -36,22 +36,39 @@ import math
 import os
 import random
 from bisect import bisect_right
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from dtim.errors import ValidationError
 from dtim.privacy.policy import TimestampPrecision
 
+_UNIT_SECONDS = {
+    TimestampPrecision.SECOND: 1,
+    TimestampPrecision.MINUTE: 60,
+    TimestampPrecision.HOUR: 3600,
+    TimestampPrecision.DAY: 86400,
+}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FLOORED: dict[int, datetime] = {}
+_CACHE_LIMIT = 100_000
+
 
 def coarsen(moment: datetime, precision: TimestampPrecision) -> datetime:
-    """Floor ``moment`` to ``precision`` (idempotent)."""
-    if precision is TimestampPrecision.HOUR:
-        return moment.replace(minute=0, second=0, microsecond=0)
-    if precision is TimestampPrecision.DAY:
-        return moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    if precision is TimestampPrecision.MINUTE:
-        return moment.replace(second=0, microsecond=0)
-    return moment.replace(microsecond=0)
+    """Floor ``moment`` (naive means UTC) to ``precision`` in UTC (idempotent).
+
+    Floored instants repeat a lot (every report of the same hour), so they are
+    cached: this runs once per timestamp of everything that leaves.
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    unit = _UNIT_SECONDS[precision]
+    floored = int(moment.timestamp() // unit) * unit
+    cached = _FLOORED.get(floored)
+    if cached is None:
+        if len(_FLOORED) >= _CACHE_LIMIT:
+            _FLOORED.clear()
+        cached = _FLOORED[floored] = _EPOCH + timedelta(seconds=floored)
+    return cached
 
 
 def bucket(count: int, buckets: tuple[int, ...]) -> int:

@@ -28,6 +28,9 @@ from dtim.model import Indicator, JsonValue
 from dtim.privacy.warninglists import Category, Warninglists
 
 _SPLIT = re.compile(r"[\W_]+")
+_ASCII_SEPARATORS = str.maketrans(
+    {chr(code): " " for code in range(128) if not chr(code).isalnum()}
+)
 _SHAPES = re.compile(
     r"(?P<email>[^\s@<>()\[\]{},;\"']+@[^\s@<>()\[\]{},;\"']+)"
     r"|(?P<path>(?<![\w.~-])(?:~|\.{1,2})?/[^\s/]+/"
@@ -69,10 +72,11 @@ class SensitiveTerms:
     number of tokens in the text, not to the number of terms.
     """
 
-    __slots__ = ("_by_first",)
+    __slots__ = ("_by_first", "_whole")
 
     def __init__(self, terms: Iterable[str] = ()) -> None:
         self._by_first: dict[str, set[str]] = {}
+        self._whole: set[str] = set()
         self.update(terms)
 
     def update(self, terms: Iterable[str]) -> None:
@@ -81,6 +85,11 @@ class SensitiveTerms:
             normal = _normalise(term)
             if normal:
                 self._by_first.setdefault(normal.split(" ", 1)[0], set()).add(normal)
+                self._whole.add(term.strip().casefold())
+
+    def is_term(self, value: str) -> bool:
+        """Whether ``value`` (an address, say) is itself one of the terms."""
+        return value.casefold() in self._whole
 
     def __len__(self) -> int:
         """Number of distinct terms."""
@@ -90,9 +99,14 @@ class SensitiveTerms:
         """Whether any term occurs in ``text`` as whole tokens."""
         if not self._by_first:
             return False
-        normal = _normalise(text)
-        tokens = normal.split(" ")
-        padded = f" {normal} "
+        if text.isascii():
+            tokens = text.translate(_ASCII_SEPARATORS).lower().split()
+        else:
+            tokens = [token for token in _SPLIT.split(text.casefold()) if token]
+        # Almost every text shares no token with any term's first token: one C-level test.
+        if self._by_first.keys().isdisjoint(tokens):
+            return False
+        padded = f" {' '.join(tokens)} "
         for token in set(tokens):
             group = self._by_first.get(token)
             if group is not None and any(term == token or f" {term} " in padded for term in group):
@@ -150,6 +164,9 @@ class Scrubber:
         value = indicator.value
         if kind in ("md5", "sha1", "sha256", "sha512"):
             return None
+        if kind in ("ipv4", "ipv6", "cidr"):
+            # Addresses carry no names; only an address learned as a local host is internal.
+            return "the value is a known internal host" if self.terms.is_term(value) else None
         if self.terms.found_in(value):
             return "the value contains an organisation name or a known internal name"
         if kind == "url":
@@ -167,7 +184,7 @@ class Scrubber:
             ):
                 reason = f"contains {_SHAPE_REASONS[email.lastgroup]}"
             return None if reason is None else f"the URL {reason}"
-        if kind not in ("ipv4", "ipv6", "cidr", "domain", "email"):
+        if kind not in ("domain", "email"):
             return self.text_leak(value)
         return None
 

@@ -33,7 +33,15 @@ from dtim.errors import ConfigError, ValidationError
 from dtim.model import Indicator
 from dtim.privacy.names import canonical_domain
 from dtim.privacy.policy import PrivacyPolicy
-from dtim.privacy.ranges import RangeTable, cidr_bounds, ipv4_to_int, ipv6_to_int, parse_network
+from dtim.privacy.ranges import (
+    IPV4_BITS,
+    IPV6_BITS,
+    RangeTable,
+    cidr_bounds,
+    ipv4_to_int,
+    ipv6_to_int,
+    parse_network,
+)
 
 BUILTIN_LISTS = (
     "loopback",
@@ -248,8 +256,8 @@ class Warninglists:
                 hit = self._hit(wlist, entry)
                 for context in contexts:
                     table[context].setdefault(entry, hit)
-        self._v4 = RangeTable(intervals[4])
-        self._v6 = RangeTable(intervals[6])
+        self._v4 = RangeTable(intervals[4], IPV4_BITS)
+        self._v6 = RangeTable(intervals[6], IPV6_BITS)
 
     @classmethod
     def for_policy(
