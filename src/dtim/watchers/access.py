@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from dtim.errors import ParseError
 from dtim.model import Sighting
-from dtim.watchers.accessformat import COMBINED_ESCAPED, COMBINED_FAST, compile_format
+from dtim.watchers.accessformat import COMBINED_ESCAPED, COMBINED_FAST, COMBINED_VHOST, compile_format
 from dtim.watchers.base import LineParser, Observation, WatcherContext
 from dtim.watchers.report import Reporter
 from dtim.watchers.rules import Rule, configure, option_list, option_str
@@ -147,35 +147,34 @@ class AccessParser:
         """
         if self.custom is not None:
             return self._custom(line)
-        match = COMBINED_FAST.match(line) if '\\"' not in line else None
-        if match is None:
+        match = None
+        if '\\"' not in line:
+            match = COMBINED_FAST.match(line)
+            if match is not None:
+                vhost = None
+                ip, user, stamp, method, url, request, status, referer, agent = match.groups()
+            else:
+                match = COMBINED_VHOST.match(line)
+                if match is not None:
+                    vhost, ip, user, stamp, method, url, request, status, referer, agent = match.groups()
+        if match is not None:
+            if method is None:
+                method, _, rest = request.partition(" ")
+                url = rest.rpartition(" ")[0] if rest.count(" ") else rest
+        else:
             match = COMBINED_ESCAPED.match(line)
             if match is None:
                 raise ParseError(self.source, "not a combined/common access-log line")
-        vhost, ip, user, stamp, request, status, referer, agent = match.groups()
+            vhost, ip, user, stamp, request, status, referer, agent = match.groups()
+            method, _, rest = request.partition(" ")
+            url = rest.rpartition(" ")[0] if rest.count(" ") else rest
         try:
             when = self.reader.clf(stamp)
         except (ValueError, KeyError):
             raise ParseError(self.source, f"bad time [{stamp}]") from None
-        method, _, rest = request.partition(" ")
-        url = (
-            rest.rpartition(" ")[0]
-            if rest.endswith(("HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/2", "HTTP/3"))
-            else rest
-        )
-        pattern = "combined" if agent is not None else "common"
         return AccessRecord(
-            pattern,
-            when,
-            line,
-            ip,
-            user,
-            method,
-            url or request,
-            int(status),
-            agent or "",
-            referer or "",
-            vhost or "",
+            "combined" if agent is not None else "common", when, line, ip, user, method, url,
+            int(status), agent or "", referer or "", vhost or "",
         )
 
     def _custom(self, line: str) -> Observation:

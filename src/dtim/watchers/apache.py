@@ -14,7 +14,7 @@ def _access(context: WatcherContext) -> access.AccessWatcher:
 
 
 def _error(context: WatcherContext) -> errorlog.ErrorLogWatcher:
-    return errorlog.ErrorLogWatcher("apache_error", context, errorlog.ApacheErrorParser)
+    return errorlog.ErrorLogWatcher("apache_error", context, errorlog.ApacheErrorParser, errorlog.APACHE_RULES)
 
 
 ACCESS = WatcherSpec(
@@ -30,7 +30,7 @@ ERROR = WatcherSpec(
     "apache_error",
     "Apache error log: access denied, ModSecurity, auth failures, missing-file probes",
     InputKind.FILE,
-    errorlog.RULES,
+    errorlog.APACHE_RULES,
     errorlog.APACHE_PATTERNS,
     _error,
 )

@@ -59,6 +59,8 @@ RULES = (
         ("exploit-attempt", "web"),
     ),
 )
+APACHE_RULES = tuple(rule for rule in RULES if rule.name != "http-rate-limited")
+"""Apache has no limit_req: its error log never reports rate limiting."""
 NGINX_PATTERNS = (
     "access-denied",
     "limit-req",
@@ -85,7 +87,7 @@ _PATTERN_RULE = {
     "shellshock": "http-error-probe",
 }
 _NGINX = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[(\w+)\] \d+#\d+: (?:\*\d+ )?(.*)$", re.S)
-_NGINX_TAIL = re.compile(r'^client: ([^,\s]+)(?:, server: ([^,]*))?(?:, request: "([^"]*)")?')
+_NGINX_TAIL = re.compile(r'client: ([^,\s]+)(?:, server: ([^,]*))?(?:, request: "([^"]*)")?')
 _NGINX_USER = re.compile(r'user "(.*?)"(?: was not found in|: password mismatch)')
 _APACHE = re.compile(
     r"^\[(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d(?:\.\d+)? \d{4})\] \[([^\]]*)\](?: \[pid [^\]]*\])?"
@@ -100,7 +102,7 @@ _APACHE_USER = re.compile(
     r"user [`']?([^\s:`']*)'?(?: in realm| not found|: authentication failure|: password mismatch|: authorization failure| to access)"
 )
 _APACHE_PATH = re.compile(
-    r"(?:File does not exist|script not found or unable to stat): (\S+)|script '([^']+)' not found"
+    r"(?:File does not exist|script not found or unable to stat): ([^\s,]+)|script '([^']+)' not found"
 )
 _MODSEC_TAGS = (
     ("sqli", "sqli"),
@@ -280,10 +282,14 @@ class ErrorLogWatcher:
     """Detector shared by ``nginx_error`` and ``apache_error``."""
 
     def __init__(
-        self, name: str, context: WatcherContext, parser: Callable[[TimeReader], LineParser]
+        self,
+        name: str,
+        context: WatcherContext,
+        parser: Callable[[TimeReader], LineParser],
+        defaults: tuple[Rule, ...] = RULES,
     ) -> None:
         self.name = name
-        rules, _ = configure(name, RULES, context.settings, {})
+        rules, _ = configure(name, defaults, context.settings, {})
         self.parser = parser(TimeReader(context.clock, context.timezone))
         self.report = Reporter(name, context)
         self.classifier = RequestClassifier()
@@ -311,7 +317,7 @@ class ErrorLogWatcher:
             tags = [tag for needle, tag in _MODSEC_TAGS if needle in lowered]
         elif observation.pattern == "shellshock":
             tags = ["shellshock"]
-        if rule is None:
+        if rule is None or rule not in self.trackers:
             return ()
         firing = self.trackers[rule].hit(observation.ip, observation.time, observation.line)
         if firing is None:

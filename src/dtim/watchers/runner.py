@@ -115,22 +115,27 @@ class LineProcessor:
         detect = self.watcher.detect
         patterns = stats.patterns
         found: list[Sighting] = []
+        ignored = observed = 0
         for index, line in enumerate(lines):
             if not line or line.isspace():
-                stats.ignored += 1
+                ignored += 1
                 continue
             try:
                 if "\x00" in line:
                     raise ParseError(self.watcher.name, "binary data (NUL bytes) in line")
                 observation = parse(line)
                 if observation is None:
-                    stats.ignored += 1
+                    ignored += 1
                     continue
-                stats.observations += 1
+                observed += 1
                 patterns[observation.pattern] += 1
-                found.extend(detect(observation))
+                result = detect(observation)
+                if result:
+                    found.extend(result)
             except ParseError as exc:
                 self._error(exc, file, None if first_line is None else first_line + index)
+        stats.ignored += ignored
+        stats.observations += observed
         stats.sightings += len(found)
         return found
 

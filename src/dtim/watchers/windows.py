@@ -194,7 +194,7 @@ class Tracker:
         counter.lines = []
         counter.values = None
         counter.level = 0.0
-        counter.muted_until = ts + rule.silence
+        counter.muted_until = ts + rule.silence if rule.silence > 0 else 0.0
         return firing
 
 
