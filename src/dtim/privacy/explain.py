@@ -111,9 +111,9 @@ def explain_decision(
         if name in _NEVER:
             fields.append(FieldDecision(name, False, _NEVER[name], value))
         elif output is None:
-            fields.append(FieldDecision(name, False, f"withheld: {decision.detail}", value))
+            fields.append(FieldDecision(name, False, "the indicator is withheld", value))
         elif name in shared_keys:
-            fields.append(FieldDecision(name, True, _why_kept(name, privacy, level), output[name]))
+            fields.append(FieldDecision(name, True, _why_kept(name, privacy), output[name]))
         else:
             fields.append(FieldDecision(name, False, f"{level.value} does not share {name}", value))
     open_level = output is not None and level is PrivacyLevel.OPEN
@@ -137,15 +137,14 @@ def explain_decision(
     )
 
 
-def _why_kept(name: str, privacy: PrivacyFilter, level: PrivacyLevel) -> str:
+def _why_kept(name: str, privacy: PrivacyFilter) -> str:
     policy = privacy.policy
     if name in ("first_seen", "last_seen", "valid_until"):
         return f"floored to the {policy.timestamp_precision.value}"
     if name == "sightings":
-        noised = (
-            f"Laplace noise (epsilon {policy.dp_epsilon:g}), then " if policy.dp_epsilon > 0 else ""
-        )
-        return f"{noised}bucketed to a lower bound of {list(policy.sightings_buckets) or 'none'}"
+        noised = f"Laplace noise, epsilon {policy.dp_epsilon:g}" if policy.dp_epsilon > 0 else ""
+        bucketed = "the lower bound of its bucket" if policy.sightings_buckets else ""
+        return ", then ".join(part for part in (noised, bucketed) if part)
     if name == "tags":
         return "open shares tags that pass the stripping checks"
     if name == "custom_fields":

@@ -128,7 +128,8 @@ class PrivacyPolicy:
                     canonical_domain(entry)
                 except ValidationError:
                     raise ConfigError(
-                        f"{entry!r} is neither a network nor a domain", key="privacy.warninglists"
+                        f"{entry!r} is neither a network nor a domain",
+                        key="privacy.warninglist_entries",
                     ) from None
         if not math.isfinite(self.dp_epsilon) or self.dp_epsilon < 0:
             raise ConfigError(
@@ -170,9 +171,11 @@ def policy_from_mapping(data: Mapping[str, object]) -> PrivacyPolicy:
 
     Keys: ``level``, ``allow_custom_fields``, ``allowed_custom_fields``, ``peer_levels``
     (a table peer id → level), ``own_networks``, ``own_domains``, ``org_names``,
-    ``redact_terms``, ``warninglists`` (extra entries), ``disabled_warninglists``,
-    ``timestamp_precision``, ``dp_epsilon``, ``sightings_buckets``. Unknown keys are
-    ignored here; the config loader reports them.
+    ``redact_terms``, ``warninglist_entries`` (extra networks or domains),
+    ``disabled_warninglists``, ``timestamp_precision``, ``dp_epsilon``,
+    ``sightings_buckets``. ``warninglists`` names extra list *files*: the caller
+    reads them with :func:`dtim.privacy.load_warninglist_file` and hands them to
+    the filter. Unknown keys are ignored here; the config loader reports them.
 
     Raises:
         ConfigError: naming the first key with a bad value.
@@ -206,7 +209,7 @@ def policy_from_mapping(data: Mapping[str, object]) -> PrivacyPolicy:
         own_domains=_strings(data, "own_domains"),
         org_names=_strings(data, "org_names"),
         redact_terms=_strings(data, "redact_terms"),
-        extra_warninglist_entries=_strings(data, "warninglists"),
+        extra_warninglist_entries=_strings(data, "warninglist_entries"),
         disabled_warninglists=_strings(data, "disabled_warninglists"),
         timestamp_precision=TimestampPrecision.parse(precision),
         dp_epsilon=float(epsilon),

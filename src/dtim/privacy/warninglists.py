@@ -212,7 +212,7 @@ def policy_lists(policy: PrivacyPolicy) -> tuple[Warninglist, ...]:
     config_networks: list[str] = []
     config_domains: list[str] = []
     for number, entry in enumerate(policy.extra_warninglist_entries, start=1):
-        kind, canonical = _classify(entry, "privacy.warninglists", number)
+        kind, canonical = _classify(entry, "privacy.warninglist_entries", number)
         (config_networks if kind == "network" else config_domains).append(canonical)
     return (
         Warninglist("own-networks", "this organisation's networks", networks=policy.own_networks),
@@ -223,7 +223,7 @@ def policy_lists(policy: PrivacyPolicy) -> tuple[Warninglist, ...]:
         ),
         Warninglist(
             "config",
-            "entries added in privacy.warninglists",
+            "entries added in privacy.warninglist_entries",
             networks=tuple(config_networks),
             domains=tuple(config_domains),
         ),
