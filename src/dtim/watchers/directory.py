@@ -74,3 +74,8 @@ class DirectoryFollower:
                 self._next = (self._next + step + 1) % len(self.tailers)
                 return batch
         return None
+
+    def close(self) -> None:
+        """Close every tailer's open file."""
+        for tailer in self.tailers:
+            tailer.close()

@@ -41,6 +41,10 @@ class LineSource(Protocol):
         """The next batch of complete lines, or None when there is nothing new."""
         ...
 
+    def close(self) -> None:
+        """Release open files."""
+        ...
+
 
 @dataclass
 class WatcherStats:
@@ -214,12 +218,20 @@ class WatcherRunner:
             self._note_problem(source)
         return total
 
+    def close(self) -> None:
+        """Close every source's open files."""
+        for source in self.sources:
+            source.close()
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll until ``stop`` is set."""
-        await self.start()
-        while not stop.is_set():
-            await self.poll_once()
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.poll_interval)
-            except TimeoutError:
-                continue
+        """Poll until ``stop`` is set, then close the sources."""
+        try:
+            await self.start()
+            while not stop.is_set():
+                await self.poll_once()
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=self.poll_interval)
+                except TimeoutError:
+                    continue
+        finally:
+            self.close()

@@ -290,36 +290,38 @@ class FileTailer:
                 return None
             if data:
                 return self._split(state, data, final=False)
-            finished = self._check_rotation(state)
+            finished, again = self._check_rotation(state)
             if finished is not None:
                 return finished
-            if self._open is state:
+            if not again and self._open is state:
                 return None
         return None
 
-    def _check_rotation(self, state: _Open) -> TailBatch | None:
-        """At end of file: move on if the file was rotated, restart if it was truncated."""
+    def _check_rotation(self, state: _Open) -> tuple[TailBatch | None, bool]:
+        """At end of file: move on if the file was rotated, restart if it was truncated.
+
+        Returns a last batch of the finished file (if any) and whether to read again at once.
+        """
         if not state.live:
             batch = self._split(state, b"", final=True)
             self.close()
-            return batch if batch.lines or batch.oversized else None
+            return (batch if batch.lines or batch.oversized else None), True
         try:
             current = os.stat(self.path)
         except OSError:
-            return None  # renamed away and not recreated yet: keep the old file open
+            return None, False  # renamed away and not recreated yet: keep the old file open
         if current.st_ino != state.inode:
             batch = self._split(state, b"", final=True)
             self.close()
             self._queue.insert(0, _Pending(self.path, 0))
-            return batch if batch.lines or batch.oversized else None
-        if current.st_size < state.read_pos or (
-            state.offset and not self._fingerprint_matches(state)
-        ):
+            return (batch if batch.lines or batch.oversized else None), True
+        if current.st_size < state.read_pos or (state.offset and not self._fingerprint_matches(state)):
             state.handle.seek(0)
             state.offset = state.read_pos = state.line_number = 0
             state.buffer, state.skipping, state.numbered = b"", False, True
             state.fingerprint_length = -1
-        return None
+            return None, True
+        return None, False
 
     def _fingerprint_matches(self, state: _Open) -> bool:
         if state.fingerprint_length < 0:
