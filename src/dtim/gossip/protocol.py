@@ -45,7 +45,7 @@ SALT_SIZE = 16
 FINGERPRINT_SIZES = range(4, 33)
 HASH_SIZES = range(2, 33)
 MAX_PREFIX = 32
-_MAX_VARINT_BYTES = 9
+_MAX_VARINT_BYTES = 10
 
 
 class Mode(IntEnum):

@@ -102,10 +102,14 @@ class _Output:
     def skip(self, upper: Key) -> None:
         self.pending_skip = upper
 
+    def room(self, fingerprint_size: int) -> int:
+        reserve = 2 * _BOUND_COST + 2 * fingerprint_size + 12
+        return self.limit - reserve - self.size
+
     def fits(self, group: list[Range], fingerprint_size: int, hash_size: int) -> bool:
+        # The first group always goes in, so every message makes progress.
         cost = sum(_cost(r, fingerprint_size, hash_size) for r in group)
-        reserve = _BOUND_COST + 2 * fingerprint_size + 12
-        return self.size + cost + _BOUND_COST <= self.limit - reserve
+        return not self.ranges or cost <= self.room(fingerprint_size)
 
     def add(self, group: list[Range], fingerprint_size: int, hash_size: int) -> None:
         if self.pending_skip is not None:
@@ -220,7 +224,10 @@ class Session:
                 return []
         if mine.count + 1 == received.count:
             return [Range(hi, Mode.FINGERPRINT, mine.count, mine.total)]
-        return self._split(lo, hi, mine, abs(mine.count - received.count))
+        room = out.room(header.fingerprint_size)
+        return self._split(
+            lo, hi, mine, abs(mine.count - received.count), room, header.fingerprint_size
+        )
 
     def _decode(self, lo: Key, hi: Key, target: int, modulus: int, count: int) -> ItemId | None:
         if count > self._params.decode_limit:
@@ -246,7 +253,9 @@ class Session:
         out.requested += len(missing)
         return [Range(hi, Mode.NEED, hashes=missing)]
 
-    def _split(self, lo: Key, hi: Key, mine: Summary, delta: int) -> list[Range]:
+    def _split(
+        self, lo: Key, hi: Key, mine: Summary, delta: int, room: int, fingerprint_size: int
+    ) -> list[Range]:
         params = self._params
         if mine.count <= params.leaf_size:
             return [Range(hi, Mode.IDLIST, hashes=self._hashes(lo, hi))]
@@ -254,7 +263,8 @@ class Session:
         # items, so the first split is wide; below it follows the difference.
         floor = params.top_branches if (lo, hi) == (MIN_BOUND, MAX_BOUND) else params.min_branches
         wanted = max(floor, math.ceil(params.expansion * delta))
-        branches = min(wanted, params.max_branches, mine.count)
+        fitting = room // (_BOUND_COST + 8 + 10 + fingerprint_size)
+        branches = max(2, min(wanted, params.max_branches, mine.count, fitting))
         group: list[Range] = []
         start = lo
         for index in range(1, branches):

@@ -59,7 +59,7 @@ class ReputationParams:
             raise ValidationError(
                 "reputation.decay", "decay must be in (0, 1) with a positive interval"
             )
-        if min(self.missed_weight, self.invalid_weight, self.warninglist_weight) > 0:
+        if max(self.missed_weight, self.invalid_weight, self.warninglist_weight) > 0:
             raise ValidationError("reputation", "penalty weights must not be positive")
         if self.health_window < 1 or not 0.0 < self.unhealthy_failure_ratio <= 1.0:
             raise ValidationError("reputation", "need health_window >= 1 and a ratio in (0, 1]")
