@@ -15,17 +15,17 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from dtim.crypto.structured import (
-    InnerList,
     Item,
     Params,
     StructuredFieldError,
     Token,
     parse_dictionary,
-    serialize_inner_list,
     serialize_item,
     serialize_member,
+    serialize_params,
 )
 from dtim.errors import SignatureError
 
@@ -71,7 +71,8 @@ def field_value(headers: Headers, name: str) -> str | None:
 
 def signature_params(components: Sequence[Item], params: Params) -> str:
     """The ``@signature-params`` value: the inner list of components plus parameters."""
-    return serialize_inner_list(InnerList(tuple(components), params))
+    inner = " ".join(_identifier_text(c) for c in components)
+    return f"({inner}){serialize_params(params)}"
 
 
 def signature_base(components: Sequence[Item], params: Params, message: HttpMessage) -> bytes:
@@ -82,23 +83,42 @@ def signature_base(components: Sequence[Item], params: Params, message: HttpMess
     """
     lines: list[str] = []
     seen: set[str] = set()
+    fields: dict[int, dict[str, str]] = {}
     for identifier in components:
-        text = serialize_item(identifier)
+        text = _identifier_text(identifier)
         if text in seen:
             raise SignatureError(f"malformed signature: component {text} is covered twice")
         seen.add(text)
-        lines.append(f"{text}: {_component_value(identifier, message)}")
+        lines.append(f"{text}: {_component_value(identifier, message, fields)}")
     lines.append(f'"@signature-params": {signature_params(components, params)}')
     return "\n".join(lines).encode("utf-8")
 
 
-def _component_value(identifier: Item, message: HttpMessage) -> str:
+@lru_cache(maxsize=512)
+def _identifier_text(identifier: Item) -> str:
+    # Components repeat on every request; their serialisation need not.
+    return serialize_item(identifier)
+
+
+def _fields_of(message: HttpMessage, cache: dict[int, dict[str, str]]) -> dict[str, str]:
+    combined = cache.get(id(message))
+    if combined is None:
+        grouped: dict[str, list[str]] = {}
+        for key, value in message.headers:
+            grouped.setdefault(key, []).append(value.strip(" \t"))
+        combined = cache[id(message)] = {k: ", ".join(v) for k, v in grouped.items()}
+    return combined
+
+
+def _component_value(
+    identifier: Item, message: HttpMessage, cache: dict[int, dict[str, str]]
+) -> str:
     name = identifier.value
     if not isinstance(name, str) or name != name.lower() or not name:
         raise SignatureError("malformed signature: component names are lowercase strings")
     params = dict(identifier.params)
-    unknown = set(params) - {"req", "key"}
-    if unknown:
+    if params and not set(params) <= {"req", "key"}:
+        unknown = set(params) - {"req", "key"}
         raise SignatureError(f"malformed signature: unsupported component parameter {unknown}")
     if params.get("req") is True:
         if message.request is None:
@@ -108,7 +128,7 @@ def _component_value(identifier: Item, message: HttpMessage) -> str:
         if "key" in params:
             raise SignatureError("malformed signature: 'key' applies to fields only")
         return _derived(name, message)
-    value = field_value(message.headers, name)
+    value = _fields_of(message, cache).get(name)
     if value is None:
         raise SignatureError(f"malformed signature: covered field {name!r} is absent")
     key = params.get("key")
@@ -126,25 +146,30 @@ def _component_value(identifier: Item, message: HttpMessage) -> str:
 
 
 def _derived(name: str, m: HttpMessage) -> str:
-    path = m.path or "/"
-    query = "?" + m.query if m.query is not None else "?"
-    values: dict[str, str | None] = {
-        "@method": m.method,
-        "@scheme": m.scheme.lower() if m.scheme else None,
-        "@authority": m.authority.lower() if m.authority else None,
-        "@path": path,
-        "@query": query,
-        "@request-target": path + ("?" + m.query if m.query else ""),
-        "@status": str(m.status) if m.status is not None else None,
-        "@target-uri": (
-            f"{m.scheme.lower()}://{m.authority.lower()}{path}" + ("?" + m.query if m.query else "")
+    value: str | None
+    if name == "@method":
+        value = m.method
+    elif name == "@path":
+        value = m.path or "/"
+    elif name == "@query":
+        value = "?" + (m.query or "")
+    elif name == "@status":
+        value = str(m.status) if m.status is not None else None
+    elif name == "@authority":
+        value = m.authority.lower() if m.authority else None
+    elif name == "@scheme":
+        value = m.scheme.lower() if m.scheme else None
+    elif name == "@request-target":
+        value = (m.path or "/") + ("?" + m.query if m.query else "")
+    elif name == "@target-uri":
+        value = (
+            f"{m.scheme.lower()}://{m.authority.lower()}{m.path or '/'}"
+            + ("?" + m.query if m.query else "")
             if m.scheme and m.authority
             else None
-        ),
-    }
-    if name not in values:
+        )
+    else:
         raise SignatureError(f"malformed signature: unsupported derived component {name!r}")
-    value = values[name]
     if value is None:
         raise SignatureError(f"malformed signature: {name} does not apply to this message")
     return value

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import string
 from dataclasses import dataclass, field
 
@@ -55,11 +56,15 @@ Member = Item | InnerList
 
 _KEY_FIRST = set(string.ascii_lowercase + "*")
 _KEY_CHARS = _KEY_FIRST | set(string.digits + "_-.")
-_TCHAR = set("!#$%&'*+-.^_`|~" + string.ascii_letters + string.digits)
-_TOKEN_CHARS = _TCHAR | {":", "/"}
 _TOKEN_FIRST = set(string.ascii_letters + "*")
 _B64_CHARS = set(string.ascii_letters + string.digits + "+/=")
 _DIGITS = set(string.digits)
+# Fast paths for the common lexemes; the character loops below stay the reference.
+_KEY_RE = re.compile(r"[a-z*][a-z0-9_.*-]*")
+_PLAIN_STRING_RE = re.compile(r'"([ !#-\[\]-~]*)"')
+_TOKEN_RE = re.compile(r"[A-Za-z*][!#$%&'*+\-.^_`|~0-9A-Za-z:/]*")
+_INTEGER_RE = re.compile(r"-?[0-9]{1,15}(?![0-9.])")
+_PRINTABLE_RE = re.compile(r"[ -~]*")
 
 
 class StructuredFieldError(SignatureError):
@@ -89,6 +94,10 @@ class _Parser:
             self.i += 1
 
     def key(self) -> str:
+        match = _KEY_RE.match(self.s, self.i)
+        if match:
+            self.i = match.end()
+            return match.group()
         if self.peek() not in _KEY_FIRST:
             raise self.fail("expected a key")
         start = self.i
@@ -166,6 +175,10 @@ class _Parser:
         raise self.fail("expected an item")
 
     def number(self) -> int | float:
+        match = _INTEGER_RE.match(self.s, self.i)
+        if match:
+            self.i = match.end()
+            return int(match.group())
         start = self.i
         if self.peek() == "-":
             self.i += 1
@@ -186,6 +199,10 @@ class _Parser:
         return float(text) if is_decimal else int(text)
 
     def string(self) -> str:
+        match = _PLAIN_STRING_RE.match(self.s, self.i)
+        if match:
+            self.i = match.end()
+            return match.group(1)
         self.i += 1
         out: list[str] = []
         while self.i < len(self.s):
@@ -206,11 +223,12 @@ class _Parser:
         raise self.fail("unterminated string")
 
     def token(self) -> Token:
-        start = self.i
-        self.i += 1
-        while self.peek() in _TOKEN_CHARS:
-            self.i += 1
-        return Token(self.s[start : self.i])
+        # bare_item() only comes here on a valid first character, so this matches.
+        match = _TOKEN_RE.match(self.s, self.i)
+        if match is None:
+            raise self.fail("expected a token")
+        self.i = match.end()
+        return Token(match.group())
 
     def byte_sequence(self) -> bytes:
         end = self.s.find(":", self.i + 1)
@@ -259,7 +277,7 @@ def serialize_bare_item(value: BareItem) -> str:
         return value.value
     if isinstance(value, bytes):
         return ":" + base64.b64encode(value).decode("ascii") + ":"
-    if any(not " " <= c <= "~" for c in value):
+    if not _PRINTABLE_RE.fullmatch(value):
         raise StructuredFieldError("string has a non-printable or non-ASCII character")
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

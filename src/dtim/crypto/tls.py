@@ -32,6 +32,8 @@ from dtim.crypto.certs import (
 from dtim.crypto.keyfiles import read_secret
 from dtim.errors import CryptoError
 
+_IDENTIFY_CACHE_SIZE = 1024
+
 __all__ = [
     "ClientCertMode",
     "NodeCertificates",
@@ -147,6 +149,7 @@ class PeerTrust:
         self._peers: dict[str, tuple[x509.Certificate, ...]] = {}
         self._current: ssl.SSLContext | None = None
         self._listener: ssl.SSLContext | None = None
+        self._identified: tuple[object, dict[bytes, str | None]] = (None, {})
         if peers:
             self._peers = {pid: _parse_pems(pems) for pid, pems in peers.items()}
 
@@ -204,17 +207,22 @@ class PeerTrust:
             return self._listener
 
     def identify(self, cert_der: bytes) -> str | None:
-        """The trusted peer whose CA issued (or who pinned) this client certificate, if any."""
-        try:
-            leaf = x509.load_der_x509_certificate(cert_der)
-        except ValueError:
-            return None
+        """The trusted peer whose CA issued (or who pinned) this client certificate, if any.
+
+        Answers are cached per certificate until the trust set next changes.
+        """
         peers = self._peers
-        for peer_id, anchors in peers.items():
-            for anchor in anchors:
-                if anchor == leaf or _issued_by(leaf, anchor):
-                    return peer_id
-        return None
+        cached_for, cache = self._identified
+        if cached_for is not peers:
+            cache = {}
+            self._identified = (peers, cache)
+        if cert_der in cache:
+            return cache[cert_der]
+        found = _owner(cert_der, peers)
+        if len(cache) >= _IDENTIFY_CACHE_SIZE:
+            cache.clear()
+        cache[cert_der] = found
+        return found
 
     def _switch(self, conn: ssl.SSLObject, server_name: str | None, ctx: ssl.SSLContext) -> None:
         conn.context = self._current or ctx
@@ -231,6 +239,18 @@ class PeerTrust:
         return server_context(
             self._cert_path, self._key_path, trusted_pems=pems, client_cert=self._client_cert
         )
+
+
+def _owner(cert_der: bytes, peers: Mapping[str, tuple[x509.Certificate, ...]]) -> str | None:
+    try:
+        leaf = x509.load_der_x509_certificate(cert_der)
+    except ValueError:
+        return None
+    for peer_id, anchors in peers.items():
+        for anchor in anchors:
+            if anchor == leaf or _issued_by(leaf, anchor):
+                return peer_id
+    return None
 
 
 def _harden(ctx: ssl.SSLContext) -> None:

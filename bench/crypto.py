@@ -1,0 +1,259 @@
+"""Benchmark the security core against its unprotected peer, measured in the same run.
+
+1. Signed-request rate: requests/s of a real uvicorn HTTPS server (mTLS, own
+   process, 127.0.0.1, port 0) with the signature guard (verify + signed
+   response, and verify only) against the same server with verification off.
+   Bodies are 1 KiB; the client pre-signs every request (fresh nonce each) and
+   drives keep-alive TLS connections with raw asyncio streams, so the server is
+   the bottleneck. Goal: overhead <= 15 %.
+2. Audit-log append rate: encrypted records/s against plain buffered file
+   appends of the same JSON. Goal: >= 30 % of plain.
+
+Usage: .venv/bin/python bench/crypto.py [--n 3000] [--connections 8] [--records 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from dtim.crypto.auditlog import AuditLog, timestamp
+from dtim.crypto.certs import issue_node_certificates
+from dtim.crypto.identity import create_identity, load_identity
+from dtim.crypto.keyring import Keyring
+from dtim.crypto.signatures import MessageSigner
+from dtim.crypto.tls import client_context
+from dtim.model.clock import SystemClock
+from dtim.model.indicator import JsonValue
+
+PATH = "/api/v1/indicators/gossip"
+MODES = ("off", "verify", "verify+sign")
+
+
+def serve(mode: str, root: Path) -> None:
+    """Child process: run the server in ``mode`` and print its port."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    from dtim.api.mtls import PeerCertificateGuard, TLSExtensionMixin
+    from dtim.api.signatures import SignatureGuard
+    from dtim.crypto.signatures import PeerKey, RequestVerifier, StaticPeerKeys
+    from dtim.crypto.tls import PeerTrust
+    from dtim.model.peer import PeerStatus
+
+    class PeerH11Protocol(TLSExtensionMixin, H11Protocol):
+        pass
+
+    async def gossip(request: Request) -> JSONResponse:
+        body = await request.body()
+        return JSONResponse({"status": "ok", "received": len(body)})
+
+    server_id = load_identity(root / "server" / "keys")
+    client_id = load_identity(root / "client" / "keys")
+    certs = root / "server" / "certs"
+    client_ca = (root / "client" / "certs" / "ca.crt").read_text()
+    trust = PeerTrust(certs / "node.crt", certs / "node.key", {client_id.node_id: [client_ca]})
+    app = Starlette(routes=[Route(PATH, gossip, methods=["POST"])])
+    guarded: object = app
+    if mode != "off":
+        keys = StaticPeerKeys(
+            [PeerKey(client_id.node_id, client_id.public_key_b64, PeerStatus.APPROVED)]
+        )
+        verifier = RequestVerifier(server_id.node_id, keys)
+        signer = MessageSigner(server_id) if mode == "verify+sign" else None
+        guarded = SignatureGuard(app, verifier, signer=signer)
+    final = PeerCertificateGuard(guarded, trust)  # type: ignore[arg-type]  # an ASGI app
+    config = uvicorn.Config(
+        final,
+        host="127.0.0.1",
+        port=0,
+        http=PeerH11Protocol,
+        ssl_context_factory=lambda _c, _d: trust.listener_context(),
+        lifespan="off",
+        log_config=None,
+        log_level="error",
+        access_log=False,
+        ws="none",
+    )
+    server = uvicorn.Server(config)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(server.serve())
+        while not server.started:  # noqa: ASYNC110  # uvicorn exposes only this flag
+            await asyncio.sleep(0.01)
+        print(server.servers[0].sockets[0].getsockname()[1], flush=True)
+        await task
+
+    asyncio.run(main())
+
+
+def make_material(root: Path) -> None:
+    for name in ("server", "client"):
+        identity = create_identity(root / name / "keys")
+        issue_node_certificates(
+            root / name / "certs", [], now=datetime.now(UTC), common_name=identity.node_id
+        )
+
+
+def build_requests(root: Path, count: int, port: int) -> list[bytes]:
+    client = load_identity(root / "client" / "keys")
+    server = load_identity(root / "server" / "keys")
+    signer = MessageSigner(client)
+    body = orjson.dumps({"indicators": [{"type": "ipv4", "value": "203.0.113.9"}], "pad": ""})
+    body = body[:-2] + b"x" * (1024 - len(body)) + b'"}'
+    assert len(body) == 1024
+    requests = []
+    for _ in range(count):
+        signed = signer.sign_request(
+            method="POST", path=PATH, query=None, body=body, recipient=server.node_id
+        )
+        head = [
+            f"POST {PATH} HTTP/1.1",
+            f"host: 127.0.0.1:{port}",
+            "content-type: application/json",
+            f"content-length: {len(body)}",
+            *(f"{k}: {v}" for k, v in signed.headers),
+        ]
+        requests.append(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+    return requests
+
+
+async def drive(port: int, ctx: ssl.SSLContext, requests: list[bytes], connections: int) -> float:
+    queue = list(reversed(requests))
+    statuses: dict[int, int] = {}
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=ctx, server_hostname="127.0.0.1"
+        )
+        while queue:
+            writer.write(queue.pop())
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            statuses[status] = statuses.get(status, 0) + 1
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            await reader.readexactly(length)
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    elapsed = time.perf_counter() - started
+    if set(statuses) != {200}:
+        raise SystemExit(f"unexpected statuses {statuses}")
+    return len(requests) / elapsed
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def http_rate(root: Path, mode: str, n: int, connections: int) -> tuple[float, float]:
+    """(wall-clock requests/s, requests per server CPU second)."""
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", mode, "--root", str(root)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        certs = root / "client" / "certs"
+        ctx = client_context(
+            certs / "node.crt",
+            certs / "node.key",
+            trusted_pems=[(root / "server" / "certs" / "ca.crt").read_text()],
+        )
+        asyncio.run(drive(port, ctx, build_requests(root, 300, port), connections))  # warm-up
+        requests = build_requests(root, n, port)
+        cpu_before = cpu_seconds(proc.pid)
+        wall = asyncio.run(drive(port, ctx, requests, connections))
+        return wall, n / (cpu_seconds(proc.pid) - cpu_before)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def log_rates(root: Path, records: int) -> tuple[float, float]:
+    clock = SystemClock()
+    event: dict[str, JsonValue] = {
+        "event": "indicators_shared",
+        "ids": ["3f1c2a9e-4d3b-5e8f-9a7c-0d2e4b6a8c1f", "6f1c2a9e-4d3b-5e8f-9a7c-0d2e4b6a8c1e"],
+        "peer_ids": ["ab" * 32],
+    }
+    plain_path = root / "plain.log"
+    started = time.perf_counter()
+    with plain_path.open("ab") as plain:
+        for _ in range(records):
+            plain.write(orjson.dumps({"at": timestamp(clock.now()), **event}) + b"\n")
+    plain_rate = records / (time.perf_counter() - started)
+    log = AuditLog(root / "logs", Keyring.create(root / "ring", now=clock.now()), clock)
+    started = time.perf_counter()
+    for _ in range(records):
+        log.append(event)
+    encrypted_rate = records / (time.perf_counter() - started)
+    log.close()
+    return plain_rate, encrypted_rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=3000, help="timed requests per mode")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--records", type=int, default=200_000, help="audit records")
+    parser.add_argument("--rounds", type=int, default=2, help="best of this many per mode")
+    parser.add_argument("--serve", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.root)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        make_material(root)
+        wall = {mode: 0.0 for mode in MODES}
+        per_cpu = {mode: 0.0 for mode in MODES}
+        for _ in range(args.rounds):
+            for mode in MODES:
+                rate, cpu_rate = http_rate(root, mode, args.n, args.connections)
+                wall[mode] = max(wall[mode], rate)
+                per_cpu[mode] = max(per_cpu[mode], cpu_rate)
+        print(
+            f"signed requests, 1 KiB bodies, {args.n} requests, best of {args.rounds} rounds, "
+            f"{args.connections} keep-alive mTLS connections, {os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
+        print("  mode           wall req/s  overhead   req per server-CPU-s  overhead")
+        for mode in MODES:
+            print(
+                f"  {mode:<12} {wall[mode]:10.0f}  {1 - wall[mode] / wall['off']:8.1%}"
+                f"   {per_cpu[mode]:18.0f}  {1 - per_cpu[mode] / per_cpu['off']:8.1%}"
+            )
+        plain, encrypted = log_rates(root, args.records)
+        print(f"audit log, {args.records} records")
+        print(f"  plain buffered   {plain:10.0f} records/s")
+        print(
+            f"  encrypted        {encrypted:10.0f} records/s   = {encrypted / plain:.1%} of plain"
+        )
+
+
+if __name__ == "__main__":
+    main()
