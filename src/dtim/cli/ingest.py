@@ -105,9 +105,11 @@ def ingest_command(
         own_networks=parse_networks(list(settings.privacy.own_networks)),
         own_domains=tuple(settings.privacy.own_domains),
     )
-    sink: SightingSink = store_sink_factory(node.root) if store else MemorySink()
     try:
-        recording, stats = asyncio.run(run_ingest(spec, [str(p) for p in paths], sink, context, show_progress=not json_lines))
+        sink: SightingSink = store_sink_factory(node.root) if store else MemorySink()
+        recording, stats = asyncio.run(
+            run_ingest(spec, [str(p) for p in paths], sink, context, show_progress=not json_lines)
+        )
     except DTIMError as exc:
         raise _fail(str(exc)) from exc
     rows = detections(recording.sightings)

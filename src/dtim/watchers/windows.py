@@ -125,7 +125,7 @@ class Tracker:
         if state is None:
             current[key] = ts
             return None
-        if isinstance(state, float):
+        if not isinstance(state, _Counter):
             if ts - state > rule.window:
                 current[key] = ts
                 return None
@@ -135,7 +135,7 @@ class Tracker:
         current[key] = state
         return self._count(state, key, ts, line, value)
 
-    def _promote(self, state: float | None) -> _Counter:
+    def _promote(self, state: float | _Counter | None) -> _Counter:
         counter = _Counter()
         if state is not None:
             counter.times.append(state)
