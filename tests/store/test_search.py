@@ -39,7 +39,8 @@ def test_network_keys_sort_like_numbers() -> None:
     assert network_range("not an ip") is None
     assert indicator_range("domain", "10.0.0.1") == (None, None)
     lo6, _ = network_range("::1") or ("", "")
-    assert lo6.startswith("6") and len(lo6) == 33
+    assert lo6.startswith("6")
+    assert len(lo6) == 33
     assert network_range("9.255.255.255")[0] < network_range("10.0.0.0")[0]  # type: ignore[index]  # both parse
 
 

@@ -1,0 +1,302 @@
+"""Dashboard pages: overview, indicators, indicator detail, peers, audit log, settings.
+
+Every page needs a session (else a redirect to /login); every form posts the
+session's CSRF token. After a change the browser is redirected (POST/redirect/GET)
+with a short notice in the query string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from dtim.api.admin import search_from_params
+from dtim.api.admin_guard import NotAuthenticatedError, authenticate, current_session
+from dtim.api.admin_ops import AdminOps
+from dtim.api.auth import AdminAuth, Session
+from dtim.crypto.auditlog import AuditEvent
+from dtim.errors import ValidationError
+from dtim.model import IndicatorType, PeerStatus, Scope, Tlp
+from dtim.privacy import PrivacyLevel
+from dtim.store import SortKey
+from dtim.web import charts
+
+AGE_CHOICES = (
+    ("", "any age"),
+    ("1", "last 24 hours"),
+    ("7", "last 7 days"),
+    ("30", "last 30 days"),
+    ("90", "last 90 days"),
+)
+AUDIT_EVENTS = (
+    *(e.value for e in AuditEvent),
+    "admin_login",
+    "admin_login_failed",
+    "admin_logout",
+    "indicator_added",
+    "indicator_edited",
+    "indicator_deleted",
+    "peer_groups_changed",
+)
+
+
+def _split(raw: object) -> list[str]:
+    text = raw if isinstance(raw, str) else ""
+    return [part.strip() for part in text.replace("\n", ",").split(",") if part.strip()]
+
+
+def _redirect(path: str, notice: str) -> Response:
+    return RedirectResponse(f"{path}?{urlencode({'notice': notice})}", status_code=303)
+
+
+def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> APIRouter:
+    """The HTML pages over ``ops``."""
+    router = APIRouter(include_in_schema=False)
+
+    def session_of(request: Request) -> Session:
+        session = current_session(request, auth)
+        if session is None:
+            raise NotAuthenticatedError("log in first")
+        return session
+
+    async def form_of(request: Request) -> Mapping[str, Any]:
+        await authenticate(request, auth)  # session and CSRF token
+        return await request.form()
+
+    def render(request: Request, name: str, page: str, **context: Any) -> Response:
+        context.update(
+            session=session_of(request), page=page, notice=request.query_params.get("notice", "")
+        )
+        return templates.TemplateResponse(request, name, context)
+
+    @router.get("/", response_class=HTMLResponse)
+    async def overview(request: Request) -> Response:
+        session_of(request)
+        view = await ops.overview()
+        now = ops.ctx.clock.now()
+        deciles = [f"{n * 10}-{n * 10 + 9}" if n < 9 else "90-100" for n in range(10)]
+        flows = [
+            ("seen locally", view.stats.by_origin.get("local", 0)),
+            ("received from peers", view.stats.by_origin.get("received", 0)),
+            ("shared (7 days)", view.shared_last_7_days),
+        ]
+        return render(
+            request,
+            "overview.html",
+            "overview",
+            view=view,
+            hourly_chart=charts.hourly_by_source(view.stats.hourly, now=now),
+            confidence_chart=charts.histogram(
+                view.stats.confidence_histogram,
+                label="Indicators by confidence",
+                bucket_labels=deciles,
+            ),
+            flow_chart=charts.horizontal_bars(
+                flows, label="Indicators seen locally, received and shared"
+            ),
+            type_chart=charts.horizontal_bars(
+                sorted(view.counts.by_type.items()), label="Indicators by type"
+            ),
+            tlp_chart=charts.horizontal_bars(
+                [(t.value, view.counts.by_tlp.get(t.value, 0)) for t in Tlp],
+                label="Indicators by TLP",
+            ),
+            registry=await ops.registry(),
+        )
+
+    @router.get("/indicators", response_class=HTMLResponse)
+    async def indicators(request: Request) -> Response:
+        session_of(request)
+        params = request.query_params
+        search = search_from_params(
+            q=params.get("q", ""),
+            type_=params.get("type", ""),
+            tlp=params.get("tlp", ""),
+            source=params.get("source", ""),
+            min_confidence=params.get("min_confidence", ""),
+            max_confidence=params.get("max_confidence", ""),
+            max_age_days=params.get("max_age_days", ""),
+            sort=params.get("sort", "changed"),
+            order=params.get("order", "desc"),
+            cursor=params.get("cursor", ""),
+            now=ops.ctx.clock.now(),
+        )
+        page = await ops.search(search)
+        kept = {k: v for k, v in params.items() if k not in ("cursor", "notice") and v}
+        next_url = None
+        if page.next_cursor:
+            next_url = "/indicators?" + urlencode({**kept, "cursor": page.next_cursor})
+        return render(
+            request,
+            "indicators.html",
+            "indicators",
+            items=page.items,
+            mode=page.mode,
+            params=params,
+            next_url=next_url,
+            first_url="/indicators?" + urlencode(kept) if search.cursor else None,
+            types=[t.value for t in IndicatorType],
+            tlps=[t.value for t in Tlp],
+            scopes=[s.value for s in Scope],
+            sorts=[k.value for k in SortKey],
+            ages=AGE_CHOICES,
+        )
+
+    @router.post("/indicators")
+    async def add_indicator(request: Request) -> Response:
+        form = await form_of(request)
+        added = await ops.add_indicator(
+            str(form.get("value", "")),
+            str(form.get("type", "")) or None,
+            confidence=_confidence(form.get("confidence")),
+            tlp=str(form.get("tlp", "green")),
+            scope=str(form.get("scope", "private")),
+            recipients=_split(form.get("recipients")),
+            tags=_split(form.get("tags")),
+        )
+        return _redirect(f"/indicators/{added.id}", "indicator added")
+
+    @router.get("/indicators/{indicator_id}", response_class=HTMLResponse)
+    async def indicator(request: Request, indicator_id: str) -> Response:
+        session_of(request)
+        detail = await ops.detail(indicator_id)
+        return render(
+            request,
+            "indicator.html",
+            "indicators",
+            d=detail,
+            curve=charts.decay_curve(
+                detail.curve,
+                elapsed_days=detail.elapsed_days,
+                label=f"Confidence of {detail.indicator.value} over "
+                f"its {detail.lifetime_days:.0f}-day lifetime",
+            ),
+            tlps=[t.value for t in Tlp],
+            scopes=[s.value for s in Scope],
+            levels=[level.value for level in PrivacyLevel],
+        )
+
+    @router.post("/indicators/{indicator_id}/edit")
+    async def edit_indicator(request: Request, indicator_id: str) -> Response:
+        form = await form_of(request)
+        await ops.edit_indicator(
+            indicator_id,
+            tlp=str(form.get("tlp", "")) or None,
+            scope=str(form.get("scope", "")) or None,
+            recipients=_split(form.get("recipients")),
+        )
+        return _redirect(f"/indicators/{indicator_id}", "marking saved")
+
+    @router.post("/indicators/{indicator_id}/delete")
+    async def delete_indicator(request: Request, indicator_id: str) -> Response:
+        form = await form_of(request)
+        if form.get("confirm") != "yes":
+            raise ValidationError("confirm", "tick the box to confirm the deletion")
+        await ops.delete_indicator(indicator_id)
+        return _redirect("/indicators", "indicator deleted")
+
+    @router.get("/peers", response_class=HTMLResponse)
+    async def peers(request: Request) -> Response:
+        session_of(request)
+        gossip = {}
+        if ops.ctx.gossip_status is not None:
+            gossip = dict(await ops.ctx.gossip_status())
+        stats = gossip.get("peers") if isinstance(gossip.get("peers"), dict) else {}
+        return render(
+            request,
+            "peers.html",
+            "peers",
+            grouped=await ops.peers(),
+            statuses=[s.value for s in PeerStatus],
+            peer_stats=stats,
+            registry=await ops.registry(),
+        )
+
+    @router.post("/peers")
+    async def add_peer(request: Request) -> Response:
+        form = await form_of(request)
+        peer = await ops.add_peer(str(form.get("endpoint", "")), _split(form.get("groups")))
+        return _redirect("/peers", f"peer {peer.endpoint} added as pending")
+
+    @router.get("/peers/{peer_id}/approve", response_class=HTMLResponse)
+    async def approve_form(request: Request, peer_id: str) -> Response:
+        session_of(request)
+        peer = await ops.peer(peer_id)
+        return render(request, "approve.html", "peers", peer=peer)
+
+    @router.post("/peers/{peer_id}/approve")
+    async def approve(request: Request, peer_id: str) -> Response:
+        form = await form_of(request)
+        peer = await ops.approve_peer(peer_id, str(form.get("fingerprint", "")))
+        return _redirect("/peers", f"peer {peer.id} approved")
+
+    @router.post("/peers/{peer_id}/{action}")
+    async def peer_action(request: Request, peer_id: str, action: str) -> Response:
+        form = await form_of(request)
+        if action == "reject":
+            await ops.reject_peer(peer_id)
+        elif action == "revoke":
+            await ops.revoke_peer(peer_id)
+        elif action == "groups":
+            await ops.set_peer_groups(peer_id, _split(form.get("groups")))
+        else:
+            raise ValidationError("action", f"unknown peer action {action!r}")
+        return _redirect("/peers", f"peer {peer_id}: {action} done")
+
+    @router.get("/logs", response_class=HTMLResponse)
+    async def logs(request: Request) -> Response:
+        session_of(request)
+        params = request.query_params
+        raw_day = params.get("date", "")
+        try:
+            day = date.fromisoformat(raw_day) if raw_day else ops.ctx.clock.now().date()
+        except ValueError:
+            raise ValidationError("date", f"expected YYYY-MM-DD, got {raw_day!r}") from None
+        records = await ops.audit_records(day, params.get("q", ""), params.get("event", ""))
+        return render(
+            request,
+            "logs.html",
+            "logs",
+            day=day,
+            records=records,
+            days=await ops.audit_days(),
+            q=params.get("q", ""),
+            event=params.get("event", ""),
+            events=AUDIT_EVENTS,
+        )
+
+    @router.get("/settings", response_class=HTMLResponse)
+    async def settings(request: Request) -> Response:
+        session_of(request)
+        return render(
+            request,
+            "settings.html",
+            "settings",
+            settings=ops.settings(),
+            keys=await ops.key_ages(),
+            rotation_days=ops.ctx.key_rotation_days,
+        )
+
+    @router.post("/settings/keys/{kind}/rotate")
+    async def rotate(request: Request, kind: str) -> Response:
+        await form_of(request)
+        await ops.rotate_key(kind)
+        return _redirect("/settings", f"{kind} key rotated")
+
+    return router
+
+
+def _confidence(raw: object) -> int:
+    text = raw if isinstance(raw, str) else ""
+    try:
+        return int(text or "50")
+    except ValueError:
+        raise ValidationError(
+            "confidence", f"expected a whole number 0-100, got {text!r}"
+        ) from None

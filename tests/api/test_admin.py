@@ -1,0 +1,302 @@
+"""The admin API and login in-process (ASGITransport): auth, CSRF, lock-out, every route."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dtim.api.auth import create_api_token, set_admin_password
+from dtim.crypto.keyring import Keyring
+from dtim.store import Store
+from tests.web.harness import NOW, PASSWORD, SeededPeer, admin_app, csrf_in, log_in, make_home, seed
+
+
+@dataclass
+class Admin:
+    """A logged-out client on a seeded node's admin app."""
+
+    client: httpx.AsyncClient
+    home_keys: Path
+    peer: SeededPeer
+
+
+@pytest.fixture
+async def admin(tmp_path: Path) -> AsyncIterator[Admin]:
+    home = make_home(
+        tmp_path / "node", environ={"DTIM__WATCHERS__VIRUSTOTAL_API_KEY": "vt-secret-key-123"}
+    )
+    store = Store(home.database_url)
+    await store.connect()
+    try:
+        peer = await seed(home, store)
+        transport = httpx.ASGITransport(app=admin_app(home, store))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield Admin(client, home.keys_dir, peer)
+    finally:
+        await store.close()
+
+
+async def _session(admin: Admin) -> str:
+    """Log in; returns the CSRF token of the session."""
+    response = await log_in(admin.client)
+    assert response.status_code == 303
+    page = await admin.client.get("/")
+    assert page.status_code == 200
+    return csrf_in(page.text)
+
+
+async def test_everything_needs_a_session_or_token(admin: Admin) -> None:
+    for path in (
+        "/api/admin/overview",
+        "/api/admin/indicators",
+        "/api/admin/peers",
+        "/api/admin/audit",
+    ):
+        response = await admin.client.get(path)
+        assert response.status_code == 401, path
+    page = await admin.client.get("/indicators?q=evil")
+    assert page.status_code == 303
+    assert page.headers["location"] == "/login?next=%2Findicators%3Fq%3Devil"
+    refused = await admin.client.post("/api/admin/indicators", json={"value": "evil.test"})
+    assert refused.status_code == 401
+
+
+async def test_login_sets_a_strict_http_only_cookie(admin: Admin) -> None:
+    response = await log_in(admin.client)
+    cookie = response.headers["set-cookie"]
+    assert "dtim_session=" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert "Secure" not in cookie  # plain HTTP on loopback
+    assert (await admin.client.get("/api/admin/overview")).status_code == 200
+
+
+async def test_login_form_needs_its_csrf_token(admin: Admin) -> None:
+    await admin.client.get("/login")
+    forged = await admin.client.post("/login", data={"password": PASSWORD, "csrf_token": "forged"})
+    assert forged.status_code == 403
+    assert "dtim_session" not in forged.headers.get("set-cookie", "")
+
+
+async def test_wrong_passwords_lock_the_client_out(admin: Admin) -> None:
+    for _ in range(4):
+        assert (await log_in(admin.client, "wrong password!")).status_code == 401
+    fifth = await log_in(admin.client, "wrong password!")
+    assert fifth.status_code == 401
+    assert "too many failed logins" in fifth.text
+    locked = await log_in(admin.client)  # the right password, but locked out
+    assert locked.status_code == 401
+    assert "too many failed logins" in locked.text
+    assert (await admin.client.get("/api/admin/overview")).status_code == 401
+
+
+async def test_state_changes_need_the_csrf_token(admin: Admin) -> None:
+    csrf = await _session(admin)
+    body = {"value": "csrf.example"}
+    assert (await admin.client.post("/api/admin/indicators", json=body)).status_code == 403
+    wrong = await admin.client.post(
+        "/api/admin/indicators", json=body, headers={"X-CSRF-Token": "x" * 43}
+    )
+    assert wrong.status_code == 403
+    form = await admin.client.post(
+        "/indicators", data={"value": "csrf.example", "csrf_token": "nope"}
+    )
+    assert form.status_code == 403
+    ok = await admin.client.post("/api/admin/indicators", json=body, headers={"X-CSRF-Token": csrf})
+    assert ok.status_code == 201
+    assert ok.json()["value"] == "csrf.example"
+
+
+async def test_api_tokens_work_without_csrf_and_bad_ones_are_refused(admin: Admin) -> None:
+    token = create_api_token(admin.home_keys, "ci", now=NOW)
+    good = {"Authorization": f"Bearer {token}"}
+    assert (await admin.client.get("/api/admin/peers", headers=good)).status_code == 200
+    added = await admin.client.post(
+        "/api/admin/indicators", json={"value": "203.0.113.77"}, headers=good
+    )
+    assert added.status_code == 201
+    bad = {"Authorization": "Bearer dtim_" + "A" * 43}
+    assert (await admin.client.get("/api/admin/peers", headers=bad)).status_code == 401
+    assert token not in (admin.home_keys / "admin-tokens.json").read_text()
+
+
+async def test_search_detail_edit_and_delete(admin: Admin) -> None:
+    token = create_api_token(admin.home_keys, "ci", now=NOW)
+    client, auth = admin.client, {"Authorization": f"Bearer {token}"}
+    found = (
+        await client.get("/api/admin/indicators", params={"q": "evil.ex"}, headers=auth)
+    ).json()
+    assert [i["value"] for i in found["items"]] == ["evil.example"]
+    inside = (
+        await client.get("/api/admin/indicators", params={"q": "198.51.100.0/28"}, headers=auth)
+    ).json()
+    assert inside["mode"] == "network"
+    assert len(inside["items"]) == 16
+    page = (
+        await client.get(
+            "/api/admin/indicators", params={"limit": 50, "type": "ipv4"}, headers=auth
+        )
+    ).json()
+    second = await client.get(
+        "/api/admin/indicators",
+        params={"cursor": page["next_cursor"], "type": "ipv4"},
+        headers=auth,
+    )
+    assert not {i["id"] for i in page["items"]} & {i["id"] for i in second.json()["items"]}
+    bad = await client.get("/api/admin/indicators", params={"sort": "colour"}, headers=auth)
+    assert bad.status_code == 400
+    assert bad.json()["field"] == "sort"
+
+    sighted = (
+        await client.get("/api/admin/indicators", params={"q": "185.220.101.4"}, headers=auth)
+    ).json()["items"][0]
+    detail = (await client.get(f"/api/admin/indicators/{sighted['id']}", headers=auth)).json()
+    assert detail["sightings"][0]["evidence"]["hosts"] == ["db-internal-7"]
+    levels = {p["label"]: p for p in detail["privacy"]}
+    assert levels["approved peer, level strict"]["output"]["value"] == "185.220.101.4"
+    assert "confidence" not in levels["approved peer, level strict"]["output"]
+    assert levels["public endpoint"]["shared"] is False  # GREEN is not public
+    assert detail["curve"][0][1] == 75
+    assert detail["curve"][-1][1] == 0
+
+    edited = await client.patch(
+        f"/api/admin/indicators/{sighted['id']}",
+        json={"tlp": "amber", "recipients": ["partners"]},
+        headers=auth,
+    )
+    assert edited.json()["tlp"] == "amber"
+    history = (await client.get(f"/api/admin/indicators/{sighted['id']}", headers=auth)).json()[
+        "history"
+    ]
+    assert history[0]["action"] == "edited"
+    assert history[0]["detail"]["recipients"] == ["partners"]
+    assert (
+        await client.delete(f"/api/admin/indicators/{sighted['id']}", headers=auth)
+    ).status_code == 200
+    assert (
+        await client.get(f"/api/admin/indicators/{sighted['id']}", headers=auth)
+    ).status_code == 404
+    invalid = await client.post(
+        "/api/admin/indicators", json={"value": "not a thing at all"}, headers=auth
+    )
+    assert invalid.status_code == 400
+
+
+async def test_peer_lifecycle_and_audit_log(admin: Admin) -> None:
+    token = create_api_token(admin.home_keys, "ci", now=NOW)
+    client, auth = admin.client, {"Authorization": f"Bearer {token}"}
+    pid = admin.peer.id
+    wrong = await client.post(
+        f"/api/admin/peers/{pid}/approve", json={"fingerprint": "SHA256:not-it"}, headers=auth
+    )
+    assert wrong.status_code == 400
+    assert wrong.json()["field"] == "fingerprint"
+    approved = await client.post(
+        f"/api/admin/peers/{pid}/approve",
+        json={"fingerprint": admin.peer.fingerprint},
+        headers=auth,
+    )
+    assert approved.json()["status"] == "approved"
+    grouped = await client.put(
+        f"/api/admin/peers/{pid}/groups", json={"groups": ["isac", "partners"]}, headers=auth
+    )
+    assert grouped.json()["groups"] == ["isac", "partners"]
+    revoked = await client.post(f"/api/admin/peers/{pid}/revoke", headers=auth)
+    assert revoked.json()["status"] == "revoked"
+    added = await client.post(
+        "/api/admin/peers", json={"endpoint": "https://new.example:3030"}, headers=auth
+    )
+    assert added.status_code == 201
+    assert added.json()["status"] == "pending"
+    dup = await client.post(
+        "/api/admin/peers", json={"endpoint": "https://new.example:3030"}, headers=auth
+    )
+    assert dup.status_code == 400
+    assert (
+        await client.post("/api/admin/peers", json={"endpoint": "ftp://x"}, headers=auth)
+    ).status_code == 400
+    rejected = await client.post(f"/api/admin/peers/{added.json()['id']}/reject", headers=auth)
+    assert rejected.json()["status"] == "rejected"
+    assert (await client.post("/api/admin/peers/nope/revoke", headers=auth)).status_code == 404
+    peers = (await client.get("/api/admin/peers", headers=auth)).json()
+    assert [p["id"] for p in peers["revoked"]] == [pid]
+
+    log = (await client.get("/api/admin/audit", headers=auth)).json()
+    events = [r["event"] for r in log["records"]]
+    assert events[:4] == ["peer_rejected", "peer_added", "peer_revoked", "peer_groups_changed"]
+    assert "peer_approved" in events
+    only = (
+        await client.get("/api/admin/audit", params={"event": "peer_revoked"}, headers=auth)
+    ).json()
+    assert [r["peer"] for r in only["records"]] == [pid]
+    assert (
+        await client.get("/api/admin/audit", params={"date": "yesterday"}, headers=auth)
+    ).status_code == 400
+
+
+async def test_settings_are_masked_and_keys_rotate(admin: Admin) -> None:
+    token = create_api_token(admin.home_keys, "ci", now=NOW)
+    client, auth = admin.client, {"Authorization": f"Bearer {token}"}
+    settings = await client.get("/api/admin/settings", headers=auth)
+    assert settings.json()["watchers"]["virustotal_api_key"] == "***"
+    assert "vt-secret-key-123" not in settings.text
+    keys = (await client.get("/api/admin/keys", headers=auth)).json()
+    assert {k["kind"] for k in keys["keys"]} == {"identity", "tls", "logs"}
+    before = Keyring.load(admin.home_keys).current_key_id
+    await client.post(
+        "/api/admin/peers/x/revoke", headers=auth
+    )  # an audit record under the old key
+    rotated = await client.post("/api/admin/keys/logs/rotate", headers=auth)
+    assert rotated.status_code == 200
+    assert Keyring.load(admin.home_keys).current_key_id != before
+    log = (await client.get("/api/admin/audit", headers=auth)).json()["records"]
+    assert log[0]["event"] == "key_rotated"
+    assert (await client.post("/api/admin/keys/moon/rotate", headers=auth)).status_code == 400
+
+
+async def test_logout_and_password_change_end_sessions(admin: Admin) -> None:
+    csrf = await _session(admin)
+    assert (await admin.client.post("/logout", data={"csrf_token": csrf})).status_code == 303
+    assert (await admin.client.get("/api/admin/overview")).status_code == 401
+    await _session(admin)
+    set_admin_password(admin.home_keys, "a brand new password")
+    assert (await admin.client.get("/api/admin/overview")).status_code == 401
+    assert (await log_in(admin.client, "a brand new password")).status_code == 303
+
+
+async def test_every_page_renders(admin: Admin) -> None:
+    await _session(admin)
+    for path in (
+        "/",
+        "/indicators",
+        "/indicators?q=198.51.100.0/24&sort=confidence",
+        "/peers",
+        "/logs",
+        "/settings",
+    ):
+        response = await admin.client.get(path)
+        assert response.status_code == 200, path
+        assert "Content-Security-Policy" in response.headers
+        assert "http://" not in response.text.replace("http://www.w3.org/2000/svg", "")
+    overview = await admin.client.get("/")
+    assert overview.text.count("<svg") >= 5
+    listing = await admin.client.get("/indicators?type=ipv4")
+    assert 'id="next-page"' in listing.text
+    assert (await admin.client.get("/static/dtim.css")).status_code == 200
+
+
+async def test_secure_cookie_when_served_over_tls(tmp_path: Path) -> None:
+    home = make_home(tmp_path / "tls")
+    store = Store(home.database_url)
+    await store.connect()
+    try:
+        transport = httpx.ASGITransport(app=admin_app(home, store, tls=True))
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
+            response = await log_in(client)
+        assert "Secure" in response.headers["set-cookie"]
+    finally:
+        await store.close()
