@@ -6,11 +6,13 @@ import asyncio
 
 import pytest
 import requests
+from stix2patterns.validator import run_validator
 from taxii2client.v21 import ApiRoot, Collection, Server, as_pages
 
 from dtim.model import Tlp
 from dtim.stix.patterns import build_pattern
 from dtim.taxii.collections import find_collection
+from tests.stix.conftest import validate
 from tests.taxii.conftest import PASSWORD, Running, sample_indicators
 
 
@@ -58,6 +60,24 @@ async def test_discovery_collections_pages_manifest_versions(running: Running) -
         assert [o["id"] for o in filtered["objects"]] == [first["id"]]
         markings = green.get_objects(type="marking-definition")
         assert {o["name"] for o in markings["objects"]} == {"TLP:GREEN"}
+
+        # Everything served is valid STIX 2.1, and every pattern valid STIX patterning.
+        everything = green.get_objects(limit=1000)["objects"]
+        assert {o["type"] for o in everything} == {
+            "indicator",
+            "marking-definition",
+            "identity",
+            "extension-definition",
+        }
+        bundle = {
+            "type": "bundle",
+            "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d",
+            "objects": everything,
+        }
+        assert validate(bundle) == []
+        for obj in everything:
+            if obj["type"] == "indicator":
+                assert run_validator(obj["pattern"], stix_version="2.1") == []
 
     await asyncio.to_thread(scenario)
 

@@ -80,6 +80,9 @@ TAG_INDICATOR_TYPES: dict[str, str] = {
 """Tags that name an ``indicator-type-ov`` term; the vocabulary terms themselves map to themselves."""
 
 
+_TLPS = {tlp.value: tlp for tlp in Tlp}
+
+
 def stix_time(raw: object) -> str:
     """A STIX timestamp (millisecond precision, ``Z``) from a datetime or an ISO string.
 

@@ -202,17 +202,21 @@ async def collect(
         # The last page ended on an indicator whose sighting is still due.
         start = resume_seq - 1
     more = True
+    stamps: dict[datetime, str] = {}
     for _ in range(scan_budget):
         if len(entries) > query.limit or not more:
             break
-        page = await feed.page(start, query.limit + 1, where)
+        # Two over the gap: one for the record the cursor may repeat, one to learn whether more follow.
+        page = await feed.page(start, query.limit - len(entries) + 2, where)
         more = page.more
         start = page.scanned_to
         for record in page.records:
             shared = sharer.share(record.indicator, account)
             if shared is None:
                 continue
-            stamp = iso(record.date_added)
+            stamp = stamps.get(record.date_added)
+            if stamp is None:
+                stamp = stamps[record.date_added] = iso(record.date_added)
             for sub, obj in enumerate(shared_objects(shared, stamp=stamp)):
                 entry = Entry(obj, stamp, (record.seq, sub))
                 if entry.cursor > query.after and query.keeps(entry):

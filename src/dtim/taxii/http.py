@@ -16,6 +16,7 @@ This is the one place TAXII status codes are chosen:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -89,7 +90,7 @@ def check_accept(request: Request) -> None:
         )
 
 
-def authenticate(request: Request, book: AccountBook, anonymous: Account | None) -> Account:
+async def authenticate(request: Request, book: AccountBook, anonymous: Account | None) -> Account:
     """The account behind a request: HTTP Basic, then a client certificate, then anonymous.
 
     Wrong credentials are refused even when anonymous access is allowed.
@@ -104,7 +105,8 @@ def authenticate(request: Request, book: AccountBook, anonymous: Account | None)
                 )
             except (binascii.Error, UnicodeDecodeError):
                 sep, name, password = "", "", ""
-            account = book.check_password(name, password) if sep else None
+            # Argon2 takes most of a second and releases the GIL: keep the event loop free.
+            account = await asyncio.to_thread(book.check_password, name, password) if sep else None
             if account is not None:
                 return account
         raise _unauthorized("wrong user name or password")

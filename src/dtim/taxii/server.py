@@ -125,7 +125,7 @@ class TaxiiServer:
             try:
                 if request.method != "POST":
                     check_accept(request)
-                account = authenticate(request, self.accounts, self.settings.anonymous)
+                account = await authenticate(request, self.accounts, self.settings.anonymous)
                 response: Response = await handler(request, account)
                 return response
             except HttpProblem as problem:
