@@ -237,8 +237,9 @@ def measure(
         "load_s": load,
     }
     print(
-        f"  {name:9} {total:>8} objects in {elapsed:7.2f} s: {result['objects_per_s']:>9.0f} objects/s, "
-        f"page p50 {result['median_ms']:7.1f} ms, p99 {result['p99_ms']:7.1f} ms (startup {load:.1f} s)"
+        f"  {name:9} {total:>8} objects in {elapsed:7.2f} s: "
+        f"{result['objects_per_s']:>9.0f} objects/s, page p50 {result['median_ms']:7.1f} ms, "
+        f"p99 {result['p99_ms']:7.1f} ms (startup {load:.1f} s)"
     )
     return result
 
@@ -249,7 +250,8 @@ def bench_serving(count: int, medallion_count: int, skip_medallion: bool, timeou
     green = find_collection("tlp-green")
     assert green is not None
     print(
-        f"TAXII serving: {count} indicators, {CLIENTS} concurrent clients, limit={PAGE}, following next"
+        f"TAXII serving: {count} indicators, {CLIENTS} concurrent clients, "
+        f"limit={PAGE}, following next"
     )
     ours = measure(
         "dtim", serve_dtim, count, f"/taxii2/api/collections/{green.id}/objects/", timeout
@@ -263,7 +265,8 @@ def bench_serving(count: int, medallion_count: int, skip_medallion: bool, timeou
         return
     if medallion_count != count:
         print(
-            f"  medallion with {medallion_count} indicators: its memory backend filters and sorts in O(n^2) "
+            f"  medallion with {medallion_count} indicators: its memory backend "
+            "filters and sorts in O(n^2) "
             "per first page, so its rate only falls as n grows (--medallion-n to change)"
         )
     theirs = measure(
@@ -275,7 +278,8 @@ def bench_serving(count: int, medallion_count: int, skip_medallion: bool, timeou
     )
     if ours and theirs:
         print(
-            f"  ratio: dtim/medallion objects/s = {ours['objects_per_s'] / theirs['objects_per_s']:.1f}x (goal >= 5x)"
+            f"  ratio: dtim/medallion objects/s = "
+            f"{ours['objects_per_s'] / theirs['objects_per_s']:.1f}x (goal >= 5x)"
         )
 
 
@@ -286,7 +290,8 @@ def bench_export(count: int, stix2_count: int) -> None:
     from dtim.taxii.accounts import Account
 
     print(
-        f"STIX bundle export: {count} indicators (stix2 library measured on {min(count, stix2_count)})"
+        f"STIX bundle export: {count} indicators "
+        f"(stix2 library measured on {min(count, stix2_count)})"
     )
     source = indicators(count)
     sharer = _privacy()
@@ -305,7 +310,7 @@ def bench_export(count: int, stix2_count: int) -> None:
             writer.close()
         full = time.perf_counter() - began
         size = os.path.getsize(os.path.join(tmp, "dtim.json"))
-        # The mapping + serialisation alone, from already-filtered indicators: the part stix2 replaces.
+        # Mapping + serialisation alone, from filtered indicators: the part stix2 replaces.
         began = time.perf_counter()
         with open(os.path.join(tmp, "dtim2.json"), "wb") as out:
             writer = BundleWriter(out, stamp=START)
@@ -348,14 +353,16 @@ def bench_export(count: int, stix2_count: int) -> None:
         stix2.Bundle(objects=objects, allow_custom=True).serialize()
         theirs = (time.perf_counter() - began) / len(shared_all)
     print(
-        f"  dtim full pipeline (privacy filter + mapping + write): {count / full:>9.0f} indicators/s ({full:.1f} s, {size / 1e6:.0f} MB)"
+        f"  dtim full pipeline (privacy filter + mapping + write): {count / full:>9.0f} "
+        f"indicators/s ({full:.1f} s, {size / 1e6:.0f} MB)"
     )
     print(f"  dtim mapping + write:                                 {1 / ours:>9.0f} indicators/s")
     print(
         f"  stix2 library build + serialize:                      {1 / theirs:>9.0f} indicators/s"
     )
     print(
-        f"  ratio: dtim mapping / stix2 = {theirs / ours:.0f}x; full pipeline / stix2 = {(count / full) * theirs:.0f}x (goal >= 20x)"
+        f"  ratio: dtim mapping / stix2 = {theirs / ours:.0f}x; "
+        f"full pipeline / stix2 = {(count / full) * theirs:.0f}x (goal >= 20x)"
     )
 
 

@@ -1,4 +1,4 @@
-"""Shared indicators to STIX: valid for OASIS's validator, properties exactly as the level allows."""
+"""Shared indicators to STIX: valid for OASIS's validator; properties as the level allows."""
 
 from __future__ import annotations
 
@@ -62,7 +62,8 @@ def test_moderate_adds_confidence_times_and_expiry() -> None:
     assert obj["confidence"] == 85
     assert obj["valid_from"] == obj["created"] == iso(indicator.first_seen)
     assert obj["valid_until"] > obj["valid_from"]  # type: ignore[operator]
-    assert "labels" not in obj and "indicator_types" not in obj
+    assert "labels" not in obj
+    assert "indicator_types" not in obj
     assert obj["extensions"] == {
         DTIM_EXTENSION_ID: {
             "extension_type": "property-extension",
@@ -78,9 +79,11 @@ def test_open_adds_labels_vocabulary_custom_fields_and_a_sighting() -> None:
     assert obj["labels"] == ["botnet", "ssh-bruteforce"]
     assert obj["indicator_types"] == ["malicious-activity"]
     assert obj["extensions"][DTIM_EXTENSION_ID]["custom_fields"] == {"asn": 64500}  # type: ignore[index]
-    assert sighting["type"] == "sighting" and sighting["count"] == 10
+    assert sighting["type"] == "sighting"
+    assert sighting["count"] == 10
     assert sighting["sighting_of_ref"] == obj["id"]
-    assert "where_sighted_refs" not in sighting and "observed_data_refs" not in sighting
+    assert "where_sighted_refs" not in sighting
+    assert "observed_data_refs" not in sighting
 
 
 def test_ids_are_deterministic_and_nothing_names_an_organisation() -> None:
@@ -139,9 +142,9 @@ def test_vocabulary_and_bucketed_counts() -> None:
         "anomalous-activity",
         "anonymization",
     ]
-    assert (
-        sighting_count("100+") == 100 and sighting_count(7) == 7 and sighting_count("many") is None
-    )
+    assert sighting_count("100+") == 100
+    assert sighting_count(7) == 7
+    assert sighting_count("many") is None
     assert sighting_count(True) is None
 
 

@@ -86,10 +86,12 @@ def test_misp_feed_round_trip_and_layout(tmp_path: Path) -> None:
     events = sorted(p.stem for p in (tmp_path / "feed").glob("*.json") if p.name != "manifest.json")
     assert sorted(manifest) == events
     hashes = (tmp_path / "feed" / "hashes.csv").read_text().splitlines()
-    assert len(hashes) == len(originals) and all(line.split(",")[1] in manifest for line in hashes)
+    assert len(hashes) == len(originals)
+    assert all(line.split(",")[1] in manifest for line in hashes)
     for name in events:
         event = orjson.loads((tmp_path / "feed" / f"{name}.json").read_bytes())["Event"]
-        assert event["Orgc"]["name"] == "DTIM" and len(event["Attribute"]) <= 3
+        assert event["Orgc"]["name"] == "DTIM"
+        assert len(event["Attribute"]) <= 3
         assert event["Tag"][0]["name"].startswith("tlp:")
     report = ImportReport()
     back = list(read_misp(tmp_path / "feed", report, now=NOW))

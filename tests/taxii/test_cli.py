@@ -1,4 +1,4 @@
-"""``dtim taxii users|pull`` and ``dtim indicators export|import`` over a runtime with a memory feed."""
+"""``dtim taxii users|pull`` and ``dtim indicators export|import`` over a memory feed."""
 
 from __future__ import annotations
 
@@ -72,10 +72,8 @@ def test_users_add_list_remove(runtime: NodeRuntime) -> None:
     assert orjson.loads(added.stdout)["tlps"] == ["clear", "amber"]
     listed = runner.invoke(taxii_cli.app, ["users", "list", "--json"])
     assert [u["name"] for u in orjson.loads(listed.stdout)] == ["siem"]
-    assert (
-        "argon2" in runtime.accounts_path.read_text()
-        and PASSWORD not in runtime.accounts_path.read_text()
-    )
+    assert "argon2" in runtime.accounts_path.read_text()
+    assert PASSWORD not in runtime.accounts_path.read_text()
     assert runtime.accounts_path.stat().st_mode & 0o777 == 0o600
     again = runner.invoke(
         taxii_cli.app, ["users", "add", "siem", "--password-stdin"], input=f"{PASSWORD}\n"
@@ -110,9 +108,11 @@ def test_pull_ingests_with_a_source_tag_and_resumes(runtime: NodeRuntime, runnin
     summary = orjson.loads(first.stdout)
     assert summary["indicators"] == 30
     feed = runtime.feed
-    assert isinstance(feed, MemoryFeed) and len(feed) == 30
+    assert isinstance(feed, MemoryFeed)
+    assert len(feed) == 30
     stored = next(iter(feed._current.values())).indicator
-    assert stored.sources == ("taxii:127.0.0.1",) and stored.tlp is Tlp.GREEN
+    assert stored.sources == ("taxii:127.0.0.1",)
+    assert stored.tlp is Tlp.GREEN
     second = runner.invoke(taxii_cli.app, args, input=f"{PASSWORD}\n")
     assert orjson.loads(second.stdout)["indicators"] == 0  # resumed after the remembered point
     wrong = runner.invoke(taxii_cli.app, [*args[:-1]], input="not the password\n")
@@ -135,9 +135,11 @@ def test_export_every_format_and_import_back(runtime: NodeRuntime, tmp_path: Pat
     assert len((tmp_path / "export.txt").read_text().splitlines()) == 20  # AMBER was not asked for
     assert len(orjson.loads((tmp_path / "export.json").read_bytes())) == 20
     result = runner.invoke(app, ["export", "--format", "misp", "--out", str(tmp_path / "misp")])
-    assert result.exit_code == 0 and (tmp_path / "misp" / "manifest.json").exists()
+    assert result.exit_code == 0
+    assert (tmp_path / "misp" / "manifest.json").exists()
     filtered = runner.invoke(app, ["export", "--format", "txt", "--type", "domain"])
-    assert filtered.exit_code == 0 and filtered.stdout == ""
+    assert filtered.exit_code == 0
+    assert filtered.stdout == ""
 
     target = MemoryFeed(FakeClock(START))
     runtime.feed = target
@@ -149,7 +151,18 @@ def test_export_every_format_and_import_back(runtime: NodeRuntime, tmp_path: Pat
 
 
 def test_import_of_a_malformed_file_stores_nothing(runtime: NodeRuntime, tmp_path: Path) -> None:
-    good = b'{"type":"indicator","spec_version":"2.1","id":"indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f","created":"2026-01-01T00:00:00Z","modified":"2026-01-01T00:00:00Z","pattern":"[domain-name:value = \'bad-actor-c2.net\']","pattern_type":"stix","valid_from":"2026-01-01T00:00:00Z"}'
+    good = orjson.dumps(
+        {
+            "type": "indicator",
+            "spec_version": "2.1",
+            "id": "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+            "created": "2026-01-01T00:00:00Z",
+            "modified": "2026-01-01T00:00:00Z",
+            "pattern": "[domain-name:value = 'bad-actor-c2.net']",
+            "pattern_type": "stix",
+            "valid_from": "2026-01-01T00:00:00Z",
+        }
+    )
     path = tmp_path / "broken.json"
     path.write_bytes(
         b'{"type":"bundle","id":"bundle--5d0092c5-5f74-4287-9642-33f4c354e56d","objects":[\n'

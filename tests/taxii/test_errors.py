@@ -39,7 +39,9 @@ def _assert_problem(response: httpx.Response, status: int) -> None:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == TAXII
     body = response.json()
-    assert body["http_status"] == str(status) and body["title"] and body["description"]
+    assert body["http_status"] == str(status)
+    assert body["title"]
+    assert body["description"]
 
 
 def _indicator(
@@ -184,7 +186,8 @@ async def test_warninglisted_and_unsupported_objects_fail_without_blocking_the_r
     response = await _post(client, orjson.dumps({"objects": objects}))
     assert response.status_code == 202
     status = response.json()
-    assert status["success_count"] == 1 and status["failure_count"] == 2
+    assert status["success_count"] == 1
+    assert status["failure_count"] == 2
     assert len(feed) == 1
 
 
@@ -210,4 +213,5 @@ async def test_pages_follow_next_to_the_end_with_date_headers(
     later = await client.get(
         f"{_objects('tlp-green')}?added_after=2026-01-01T00:00:00Z", headers=_auth("reader")
     )
-    assert later.status_code == 200 and later.json() == {}
+    assert later.status_code == 200
+    assert later.json() == {}

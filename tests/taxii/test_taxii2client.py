@@ -35,7 +35,8 @@ async def test_discovery_collections_pages_manifest_versions(running: Running) -
         titles = {c.title for c in root.collections}
         assert titles == {"Public indicators", "TLP:GREEN indicators"}
         green = next(c for c in root.collections if c.title == "TLP:GREEN indicators")
-        assert green.can_read and not green.can_write
+        assert green.can_read
+        assert not green.can_write
 
         seen: list[dict[str, object]] = []
         for page in as_pages(green.get_objects, per_request=100, type="indicator"):
@@ -51,7 +52,8 @@ async def test_discovery_collections_pages_manifest_versions(running: Running) -
         assert versions["versions"] == [first["modified"]]
 
         manifest = green.get_manifest(limit=10)
-        assert len(manifest["objects"]) == 10 and manifest["more"] is True
+        assert len(manifest["objects"]) == 10
+        assert manifest["more"] is True
         assert {m["media_type"] for m in manifest["objects"]} == {
             "application/stix+json;version=2.1"
         }
@@ -112,17 +114,20 @@ async def test_post_envelope_then_status(running: Running) -> None:
     def scenario() -> None:
         root = Server(running.url, user="writer", password=PASSWORD).default
         inbox = next(c for c in root.collections if c.title == "Inbox")
-        assert inbox.can_write and not inbox.can_read
+        assert inbox.can_write
+        assert not inbox.can_read
         status = inbox.add_objects(envelope, wait_for_completion=False)
         assert status.status == "complete"
-        assert status.success_count == 1 and status.failure_count == 1
+        assert status.success_count == 1
+        assert status.failure_count == 1
         assert "indicators" in status.failures[0]["message"]
         again = root.get_status(status.id)
         assert again.total_count == 2
 
     await asyncio.to_thread(scenario)
     stored = await running.server.feed.get(indicator.id)
-    assert stored is not None and stored.indicator.tlp is Tlp.GREEN
+    assert stored is not None
+    assert stored.indicator.tlp is Tlp.GREEN
     assert stored.indicator.sources == ("taxii-inbox:writer",)
 
 
@@ -130,11 +135,13 @@ async def test_wrong_password_and_unknown_collection(running: Running) -> None:
     def scenario() -> None:
         with pytest.raises(requests.HTTPError) as denied:
             Server(running.url, user="reader", password="wrong password!").refresh()
+        assert denied.value.response is not None
         assert denied.value.response.status_code == 401
         with pytest.raises(requests.HTTPError) as missing:
             Collection(
                 f"{running.url}api/collections/nope/", user="reader", password=PASSWORD
             ).refresh()
+        assert missing.value.response is not None
         assert missing.value.response.status_code == 404
         assert missing.value.response.json()["http_status"] == "404"
 

@@ -169,7 +169,8 @@ def add_user(
         print_json(created)
     else:
         stdout.print(
-            f"added TAXII account {name} (level {created['level']}, TLP {', '.join(created['tlps'])})"
+            f"added TAXII account {name} "
+            f"(level {created['level']}, TLP {', '.join(created['tlps'])})"
         )
 
 
@@ -222,7 +223,7 @@ def pull(
     json_output: JsonOption = False,
     sets: SetOption = None,
 ) -> None:
-    """Pull a remote collection into this node as local indicators, resuming where the last pull stopped."""
+    """Pull a remote collection in as local indicators, resuming where the last pull stopped."""
     password = read_password_stdin() if password_stdin else None
     with Progress(
         SpinnerColumn(),
@@ -251,6 +252,7 @@ def pull(
         print_json(result)
     else:
         stdout.print(
-            f"pulled {result['objects']} objects in {result['pages']} pages: {result['indicators']} indicators, "
+            f"pulled {result['objects']} objects in {result['pages']} pages: "
+            f"{result['indicators']} indicators, "
             f"{result['skipped_count']} skipped; next pull starts after {result['added_after']}"
         )

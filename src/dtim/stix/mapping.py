@@ -77,7 +77,7 @@ TAG_INDICATOR_TYPES: dict[str, str] = {
     "benign": "benign",
     "attribution": "attribution",
 }
-"""Tags that name an ``indicator-type-ov`` term; the vocabulary terms themselves map to themselves."""
+"""Tags that name an ``indicator-type-ov`` term (vocabulary terms also map to themselves)."""
 
 
 _TLPS = {tlp.value: tlp for tlp in Tlp}
@@ -192,7 +192,7 @@ def uses_extension(obj: Mapping[str, object]) -> bool:
 
 
 def sighting_count(raw: object) -> int | None:
-    """The count for a ``sighting`` from a bucketed sightings field (``12``, ``"10-99"``, ``"100+"``)."""
+    """A ``sighting`` count from a bucketed sightings field (``12``, ``"10-99"``, ``"100+"``)."""
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int):

@@ -22,7 +22,7 @@ from dtim.taxii.accounts import Account
 
 @dataclass(frozen=True, slots=True)
 class FeedRecord:
-    """One indicator as the feed holds it: change number, when that version was added, the indicator."""
+    """One indicator as the feed holds it: change number, when this version was added, value."""
 
     seq: int
     date_added: datetime

@@ -30,7 +30,7 @@ PAGE_SIZE = 1000
 
 
 class PullState(Protocol):
-    """Where the last ``added_after`` of each pulled collection is kept (the store's state table)."""
+    """Where each pulled collection's last ``added_after`` is kept (the store's state table)."""
 
     async def get_state(self, key: str) -> JsonValue:
         """The stored value, or None."""

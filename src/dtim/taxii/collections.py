@@ -113,7 +113,7 @@ class Entry:
 
     @property
     def version(self) -> str:
-        """The object's version: ``modified``, or ``created`` for objects that are never modified."""
+        """The object's version: ``modified``, or ``created`` for objects never modified."""
         return str(self.obj.get("modified") or self.obj["created"])
 
 
@@ -179,11 +179,9 @@ async def collect(
     added_after = iso(query.added_after) if query.added_after is not None else None
     if query.after < (1, 0):
         for entry in static_entries(collection):
-            if entry.cursor > query.after and (
-                added_after is None or entry.date_added > added_after
-            ):
-                if query.keeps(entry):
-                    entries.append(entry)
+            fresh = added_after is None or entry.date_added > added_after
+            if entry.cursor > query.after and fresh and query.keeps(entry):
+                entries.append(entry)
     if len(entries) > query.limit:
         return Page(entries[: query.limit], True)
     if query.types is not None and query.types.isdisjoint(_FEED_TYPES):
@@ -196,17 +194,14 @@ async def collect(
     )
     after_seq, after_sub = query.after
     resume_seq = max(after_seq, 0)
-    if after_sub >= 1 or after_seq <= 0:
-        start = resume_seq
-    else:
-        # The last page ended on an indicator whose sighting is still due.
-        start = resume_seq - 1
+    # A page that ended on an indicator (sub 0) may still owe its sighting: re-read that record.
+    start = resume_seq if after_sub >= 1 or after_seq <= 0 else resume_seq - 1
     more = True
     stamps: dict[datetime, str] = {}
     for _ in range(scan_budget):
         if len(entries) > query.limit or not more:
             break
-        # Two over the gap: one for the record the cursor may repeat, one to learn whether more follow.
+        # Two over the gap: one for the record the cursor may repeat, one to see if more follow.
         page = await feed.page(start, query.limit - len(entries) + 2, where)
         more = page.more
         start = page.scanned_to

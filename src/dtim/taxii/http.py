@@ -128,7 +128,7 @@ def _unauthorized(description: str) -> HttpProblem:
 
 
 def client_certificate_fingerprint(request: Request) -> str | None:
-    """SHA-256 (hex) of the client certificate from the ASGI TLS extension, if the server reports one."""
+    """SHA-256 (hex) of the client certificate reported by the ASGI TLS extension, if any."""
     tls = request.scope.get("extensions", {}).get("tls") or {}
     chain = tls.get("client_cert_chain") or []
     if not chain:

@@ -1,4 +1,4 @@
-"""STIX objects arriving from outside (the inbox collection, ``dtim taxii pull``) as local indicators.
+"""STIX objects from outside (the inbox collection, ``dtim taxii pull``) as local indicators.
 
 Their scope follows their marking: TLP:CLEAR becomes ``public``, GREEN
 ``private``; AMBER, AMBER+STRICT and RED become ``group`` when DTIM's

@@ -82,7 +82,7 @@ def read_csv(
     default_tlp: Tlp = Tlp.GREEN,
     sources: tuple[str, ...] = (),
 ) -> Iterator[Indicator]:
-    """Indicators from a CSV file: DTIM's header, any header with a ``value`` column, or bare values.
+    """Indicators from CSV: DTIM's header, any header with a ``value`` column, or bare values.
 
     Rows that fail validation are recorded in ``report.skipped`` (``line N``)
     and the rest go on; lines starting with ``#`` are comments.

@@ -176,7 +176,7 @@ _TYPES_BACK: dict[str, str | None] = {
 
 
 def misp_event_files(path: Path) -> list[Path]:
-    """The event files of a feed directory (everything but the manifest), or ``[path]`` for one file."""
+    """The event files of a feed directory (all but the manifest), or ``[path]`` for a file."""
     if path.is_dir():
         return sorted(p for p in path.glob("*.json") if p.name != "manifest.json")
     return [path]
