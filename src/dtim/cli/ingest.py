@@ -24,7 +24,14 @@ from rich.table import Table
 from dtim.cli.common import HomeOption, open_home
 from dtim.errors import DTIMError
 from dtim.model.clock import iso
-from dtim.watchers.base import InputKind, MemorySink, SightingSink, WatcherContext, WatcherSpec, parse_networks
+from dtim.watchers.base import (
+    InputKind,
+    MemorySink,
+    SightingSink,
+    WatcherContext,
+    WatcherSpec,
+    parse_networks,
+)
 from dtim.watchers.clamav import ClamavWatcher
 from dtim.watchers.clamscan import DirectoryScanner, choose_engine
 from dtim.watchers.ingest import RecordingSink, detections, expand, ingest
@@ -44,7 +51,9 @@ def store_sink_factory(home: Path) -> SightingSink:
     Raises:
         DTIMError: always, until the store-backed sink exists.
     """
-    raise DTIMError(f"--store is not available yet (no store-backed sink for {home}); run without --store")
+    raise DTIMError(
+        f"--store is not available yet (no store-backed sink for {home}); run without --store"
+    )
 
 
 async def run_ingest(
@@ -55,11 +64,11 @@ async def run_ingest(
     *,
     show_progress: bool = False,
 ) -> tuple[RecordingSink, WatcherStats]:
-    """Run ``spec``'s watcher over ``paths`` into ``sink``; the lead calls this with the store sink."""
+    """Run ``spec``'s watcher over ``paths`` into ``sink`` (the lead passes the store sink here)."""
     recording = RecordingSink(sink)
     watcher = spec.create(context)
     stats = WatcherStats(spec.name)
-    directories = [p for p in paths if os.path.isdir(p)]
+    directories = [p for p in paths if os.path.isdir(p)]  # noqa: ASYNC240  # a stat, once, at start
     if spec.input is InputKind.SCAN and directories and isinstance(watcher, ClamavWatcher):
         engine = await choose_engine(watcher.clamd_socket, watcher.clamscan)
         for directory in directories:
@@ -67,12 +76,15 @@ async def run_ingest(
             while found := await scanner.poll_once(recording, commit_positions=False):
                 stats.sightings += len(found)
         paths = [p for p in paths if p not in directories]
-    total = sum(os.path.getsize(f) for f in expand(paths) if os.path.isfile(f))
+    files = [f for f in expand(paths) if os.path.isfile(f)]  # noqa: ASYNC240  # stats, once, at start
+    total = sum(os.path.getsize(f) for f in files)  # noqa: ASYNC240  # same
     if show_progress and total >= PROGRESS_BYTES:
         columns = ("{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn())
         with Progress(*columns, console=err, transient=True) as bar:
             task = bar.add_task(spec.name, total=total)
-            await ingest(watcher, paths, recording, progress=lambda n: bar.advance(task, n), stats=stats)
+            await ingest(
+                watcher, paths, recording, progress=lambda n: bar.advance(task, n), stats=stats
+            )
     else:
         await ingest(watcher, paths, recording, stats=stats)
     return recording, stats
@@ -84,10 +96,23 @@ def _fail(message: str) -> typer.Exit:
 
 
 def ingest_command(
-    source: Annotated[str, typer.Argument(help="Watcher: ufw, fail2ban, suricata, zeek, clamav, nginx_access, ...")],
-    paths: Annotated[list[Path], typer.Argument(help="Log files (a directory for zeek; a directory to scan for clamav).")],
-    json_lines: Annotated[bool, typer.Option("--json", help="Print JSON lines (one per detection) and nothing else.")] = False,
-    store: Annotated[bool, typer.Option("--store", help="Also write detections and their evidence into the node store.")] = False,
+    source: Annotated[
+        str,
+        typer.Argument(help="Watcher: ufw, fail2ban, suricata, zeek, clamav, nginx_access, ..."),
+    ],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Log files (a directory for zeek; a directory to scan for clamav)."),
+    ],
+    json_lines: Annotated[
+        bool, typer.Option("--json", help="Print JSON lines (one per detection) and nothing else.")
+    ] = False,
+    store: Annotated[
+        bool,
+        typer.Option(
+            "--store", help="Also write detections and their evidence into the node store."
+        ),
+    ] = False,
     home: HomeOption = None,
 ) -> None:
     """Run one watcher over whole files and print what it detects."""
@@ -116,17 +141,45 @@ def ingest_command(
     if json_lines:
         for indicator, rule, count in rows:
             document = {
-                "type": indicator.type, "value": indicator.value, "confidence": indicator.confidence,
-                "tags": list(indicator.tags), "source": source, "rule": rule, "sightings": count,
-                "first_seen": iso(indicator.first_seen), "last_seen": iso(indicator.last_seen),
+                "type": indicator.type,
+                "value": indicator.value,
+                "confidence": indicator.confidence,
+                "tags": list(indicator.tags),
+                "source": source,
+                "rule": rule,
+                "sightings": count,
+                "first_seen": iso(indicator.first_seen),
+                "last_seen": iso(indicator.last_seen),
                 "scope": indicator.scope.value,
             }
             out.print(orjson.dumps(document).decode(), markup=False, highlight=False)
         return
-    table = Table(title=f"{source}: {len(rows)} detections from {stats.lines} lines ({stats.parse_errors} skipped)")
-    for column in ("type", "value", "confidence", "rule", "sightings", "first seen", "last seen", "scope", "tags"):
+    table = Table(
+        title=f"{source}: {len(rows)} detections from {stats.lines} lines "
+        f"({stats.parse_errors} skipped)"
+    )
+    for column in (
+        "type",
+        "value",
+        "confidence",
+        "rule",
+        "sightings",
+        "first seen",
+        "last seen",
+        "scope",
+        "tags",
+    ):
         table.add_column(column)
     for indicator, rule, count in rows:
-        table.add_row(indicator.type, indicator.value, str(indicator.confidence), rule, str(count),
-                      iso(indicator.first_seen), iso(indicator.last_seen), indicator.scope.value, ", ".join(indicator.tags))
+        table.add_row(
+            indicator.type,
+            indicator.value,
+            str(indicator.confidence),
+            rule,
+            str(count),
+            iso(indicator.first_seen),
+            iso(indicator.last_seen),
+            indicator.scope.value,
+            ", ".join(indicator.tags),
+        )
     out.print(table)

@@ -9,7 +9,12 @@ from dataclasses import dataclass
 
 from dtim.errors import ParseError
 from dtim.model import Sighting
-from dtim.watchers.accessformat import COMBINED_ESCAPED, COMBINED_FAST, COMBINED_VHOST, compile_format
+from dtim.watchers.accessformat import (
+    COMBINED_ESCAPED,
+    COMBINED_FAST,
+    COMBINED_VHOST,
+    compile_format,
+)
 from dtim.watchers.base import LineParser, Observation, WatcherContext
 from dtim.watchers.report import Reporter
 from dtim.watchers.rules import Rule, configure, option_list, option_str
@@ -73,7 +78,8 @@ RULES = (
 )
 PATTERNS = ("combined", "common", "custom")
 OPTIONS = {
-    "format": 'Log format: "combined" (default; also reads common and vhost_combined) or the server\'s own format string.',
+    "format": 'Log format: "combined" (default; also reads common and vhost_combined) '
+    "or the server's own format string.",
     "login_paths": "Extra login paths (suffixes), added to the built-in list.",
     "scanner_agents": "Extra scanner user-agent substrings, added to the built-in list.",
 }
@@ -156,7 +162,9 @@ class AccessParser:
             else:
                 match = COMBINED_VHOST.match(line)
                 if match is not None:
-                    vhost, ip, user, stamp, method, url, request, status, referer, agent = match.groups()
+                    vhost, ip, user, stamp, method, url, request, status, referer, agent = (
+                        match.groups()
+                    )
         if match is not None:
             if method is None:
                 method, _, rest = request.partition(" ")
@@ -173,8 +181,17 @@ class AccessParser:
         except (ValueError, KeyError):
             raise ParseError(self.source, f"bad time [{stamp}]") from None
         return AccessRecord(
-            "combined" if agent is not None else "common", when, line, ip, user, method, url,
-            int(status), agent or "", referer or "", vhost or "",
+            "combined" if agent is not None else "common",
+            when,
+            line,
+            ip,
+            user,
+            method,
+            url,
+            int(status),
+            agent or "",
+            referer or "",
+            vhost or "",
         )
 
     def _custom(self, line: str) -> Observation:

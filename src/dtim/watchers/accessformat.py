@@ -15,16 +15,18 @@ from dtim.errors import ConfigError
 FIELDS = ("vhost", "ip", "user", "time", "request", "status", "referer", "agent", "method", "url")
 # Fast path: no escaped quotes inside fields. The robust path accepts \" escapes.
 COMBINED_FAST = re.compile(
-    r'^(\S+) \S+ (\S+) \[([^\]]+)\] '
+    r"^(\S+) \S+ (\S+) \[([^\]]+)\] "
     r'"(?:([A-Z]{3,8}) (\S+) HTTP/[0-9.]+|([^"]*))" (\d{3}) \S+(?: "([^"]*)" "([^"]*)")?'
 )
 COMBINED_VHOST = re.compile(
-    r'^([^\s\[]+) (\S+) \S+ (\S+) \[([^\]]+)\] '
+    r"^([^\s\[]+) (\S+) \S+ (\S+) \[([^\]]+)\] "
     r'"(?:([A-Z]{3,8}) (\S+) HTTP/[0-9.]+|([^"]*))" (\d{3}) \S+(?: "([^"]*)" "([^"]*)")?'
 )
 COMBINED_ESCAPED = re.compile(
-    r"^(?:(?P<vhost>[^\s\[]+) (?=\S+ \S+ \S+ \[))?(?P<ip>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] "
-    r'"(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}) \S+(?: "(?P<referer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)")?'
+    r"^(?:(?P<vhost>[^\s\[]+) (?=\S+ \S+ \S+ \[))?(?P<ip>\S+) \S+ (?P<user>\S+) "
+    r"\[(?P<time>[^\]]+)\] "
+    r'"(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}) \S+'
+    r'(?: "(?P<referer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)")?'
 )
 _QUOTED = r'(?:[^"\\]|\\.)*'
 _NGINX_VARS = {

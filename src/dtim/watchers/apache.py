@@ -14,7 +14,9 @@ def _access(context: WatcherContext) -> access.AccessWatcher:
 
 
 def _error(context: WatcherContext) -> errorlog.ErrorLogWatcher:
-    return errorlog.ErrorLogWatcher("apache_error", context, errorlog.ApacheErrorParser, errorlog.APACHE_RULES)
+    return errorlog.ErrorLogWatcher(
+        "apache_error", context, errorlog.ApacheErrorParser, errorlog.APACHE_RULES
+    )
 
 
 ACCESS = WatcherSpec(

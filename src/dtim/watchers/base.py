@@ -1,4 +1,4 @@
-"""The contracts every watcher shares: what a parser returns, what a detector returns, where sightings go.
+"""Contracts every watcher shares: what parsers and detectors return, where sightings go.
 
 A watcher turns log lines into :class:`~dtim.model.Sighting` objects in two
 steps. Its *parser* reads one line into an :class:`Observation` (or ``None``

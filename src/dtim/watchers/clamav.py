@@ -38,8 +38,8 @@ RULES = (
 )
 PATTERNS = ("found", "clean", "summary")
 OPTIONS = {
-    "path_root": "Directory that relative paths in FOUND lines are relative to (clamscan run elsewhere).",
-    "clamd_socket": "clamd socket for the scanner: a unix socket path or host:port (default /run/clamav/clamd.ctl).",
+    "path_root": "Directory that relative paths in FOUND lines are relative to.",
+    "clamd_socket": "clamd socket: unix socket path or host:port (default /run/clamav/clamd.ctl).",
     "clamscan": "clamscan binary used when clamd is not reachable (default: clamscan on PATH).",
 }
 MAX_HASHED_BYTES = 512 * 1024 * 1024
@@ -71,7 +71,7 @@ class FileHashes:
 
 
 def hash_file(path: str, limit: int = MAX_HASHED_BYTES) -> FileHashes | None:
-    """SHA-256, SHA-1 and MD5 of a regular file, or None when it is missing, unreadable or too big."""
+    """SHA-256, SHA-1 and MD5 of a regular file; None when missing, unreadable or too big."""
     try:
         with open(path, "rb") as handle:
             if not os.path.isfile(path) or os.fstat(handle.fileno()).st_size > limit:
@@ -144,7 +144,7 @@ class ClamavParser:
 
 
 def signature_tags(signature: str) -> tuple[str, ...]:
-    """Tags for a signature: its name (without the .UNOFFICIAL suffix), and test-file for test patterns."""
+    """Tags for a signature: its name (no .UNOFFICIAL suffix), and test-file for test patterns."""
     name = signature.removesuffix(".UNOFFICIAL").lower()
     tags = [name[:120]]
     if any(marker in name for marker in _TEST_SIGNATURES):

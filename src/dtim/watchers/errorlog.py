@@ -95,14 +95,17 @@ _APACHE = re.compile(
     re.S,
 )
 _APACHE_SYSLOG = re.compile(
-    r"^\[([^\]]*)\](?: \[pid [^\]]*\])?(?: \[client ((?:\[[^\]]+\])?[^\]\s]*)\])?(?: \[client [^\]]*\])? ?(.*)$",
+    r"^\[([^\]]*)\](?: \[pid [^\]]*\])?(?: \[client ((?:\[[^\]]+\])?[^\]\s]*)\])?"
+    r"(?: \[client [^\]]*\])? ?(.*)$",
     re.S,
 )
 _APACHE_USER = re.compile(
-    r"user [`']?([^\s:`']*)'?(?: in realm| not found|: authentication failure|: password mismatch|: authorization failure| to access)"
+    r"user [`']?([^\s:`']*)'?(?: in realm| not found|: authentication failure|: password mismatch"
+    r"|: authorization failure| to access)"
 )
 _APACHE_PATH = re.compile(
-    r"(?:File does not exist|script not found or unable to stat): ([^\s,]+)|script '([^']+)' not found"
+    r"(?:File does not exist|script not found or unable to stat): ([^\s,]+)"
+    r"|script '([^']+)' not found"
 )
 _MODSEC_TAGS = (
     ("sqli", "sqli"),
@@ -163,8 +166,7 @@ def classify_apache(message: str) -> str:
     if (
         "authentication failure" in message
         or "password mismatch" in message
-        or (" not found" in message
-        and "user " in message)
+        or (" not found" in message and "user " in message)
         or "wrong authentication scheme" in message
         or "authorization failure" in message
         or ("Authorization of user" in message and "failed" in message)

@@ -26,7 +26,9 @@ class RecordingSink:
         self.inner = inner
         self.sightings: list[Sighting] = []
 
-    async def commit(self, sightings: Sequence[Sighting], positions: Sequence[TailPosition]) -> None:
+    async def commit(
+        self, sightings: Sequence[Sighting], positions: Sequence[TailPosition]
+    ) -> None:
         """Forward, then remember."""
         await self.inner.commit(sightings, positions)
         self.sightings.extend(sightings)
@@ -42,7 +44,9 @@ def expand(paths: Sequence[str]) -> list[str]:
     for path in paths:
         if os.path.isdir(path):
             for root, _dirs, names in sorted(os.walk(path)):
-                files.extend(os.path.join(root, n) for n in sorted(names) if n.endswith(LOG_SUFFIXES))
+                files.extend(
+                    os.path.join(root, n) for n in sorted(names) if n.endswith(LOG_SUFFIXES)
+                )
         else:
             files.append(path)
     return files
@@ -79,7 +83,7 @@ async def ingest(
 
 
 def detections(sightings: Sequence[Sighting]) -> list[tuple[Indicator, str, int]]:
-    """Sightings folded per (indicator, rule): the merged indicator, the rule, how many sightings."""
+    """Sightings folded per (indicator, rule): merged indicator, rule, number of sightings."""
     folded: dict[tuple[str, str], tuple[Indicator, int]] = {}
     for sighting in sightings:
         key = (sighting.indicator.id, sighting.rule)

@@ -64,7 +64,10 @@ def fingerprint(path: str, length: int) -> str:
 
 
 def rotated_siblings(path: str) -> list[str]:
-    """Rotated versions of ``path``, newest first: ``x.log.1``, ``x.log.2.gz``, ``x.log-20240101``, ``x.<time>.log``."""
+    """Rotated versions of ``path``, newest first.
+
+    Finds ``x.log.1``, ``x.log.2.gz``, ``x.log-20240101`` and Zeek's ``x.<time>.log``.
+    """
     directory, name = os.path.split(path)
     stem = name[: -len(".log")] if name.endswith(".log") else name
     try:
@@ -91,7 +94,7 @@ def rotated_siblings(path: str) -> list[str]:
 def _open_binary(path: str) -> BinaryIO:
     if path.endswith(".gz"):
         return cast(BinaryIO, gzip.open(path, "rb"))
-    return open(path, "rb")  # noqa: SIM115  # the tailer keeps it open across reads
+    return open(path, "rb")  # the tailer keeps it open across reads
 
 
 @dataclass(slots=True)
@@ -127,7 +130,8 @@ class FileTailer:
         max_line: longer lines are counted and skipped.
         batch_bytes: most bytes read per :meth:`read`.
         siblings: finds rotated versions of the path (newest first).
-        follow: False reads the file once to its end (``dtim ingest``), last unterminated line included.
+        follow: False reads the file once to its end (``dtim ingest``), unterminated last
+            line included.
     """
 
     def __init__(
@@ -315,7 +319,9 @@ class FileTailer:
             self.close()
             self._queue.insert(0, _Pending(self.path, 0))
             return (batch if batch.lines or batch.oversized else None), True
-        if current.st_size < state.read_pos or (state.offset and not self._fingerprint_matches(state)):
+        if current.st_size < state.read_pos or (
+            state.offset and not self._fingerprint_matches(state)
+        ):
             state.handle.seek(0)
             state.offset = state.read_pos = state.line_number = 0
             state.buffer, state.skipping, state.numbered = b"", False, True

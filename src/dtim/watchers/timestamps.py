@@ -29,7 +29,7 @@ def _epoch(
     year: int, month: int, day: int, hour: int, minute: int, second: float, tz: tzinfo | None
 ) -> float:
     whole = int(second)
-    micro = int(round((second - whole) * 1_000_000))
+    micro = round((second - whole) * 1_000_000)
     moment = datetime(year, month, day, hour, minute, whole, micro, tzinfo=tz)
     return moment.timestamp()
 

@@ -36,7 +36,8 @@ RULES = (
 )
 PATTERNS = ("ufw-block", "ufw-audit", "ufw-allow", "netfilter")
 OPTIONS = {
-    "netfilter_lines": 'Plain netfilter LOG lines without a [UFW ...] prefix: "ignore" (default) or "block".',
+    "netfilter_lines": "Plain netfilter LOG lines without a [UFW ...] prefix: "
+    '"ignore" (default) or "block".',
 }
 _BLOCKING = frozenset({"BLOCK", "LIMIT BLOCK", "DENY", "REJECT"})
 _WANTED = frozenset({"SRC", "DST", "PROTO", "DPT", "IN"})

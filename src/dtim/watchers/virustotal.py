@@ -118,7 +118,10 @@ class TokenBucket:
 
 
 def adjust(indicator: Indicator, answer: VtAnswer) -> Indicator:
-    """Confidence from the detection ratio: raised with detections, lowered when many engines call it clean."""
+    """Confidence from the detection ratio.
+
+    Raised with detections; lowered when many engines call the value clean.
+    """
     if not answer.found or answer.total == 0:
         return indicator
     ratio = (answer.malicious + 0.5 * answer.suspicious) / answer.total
@@ -226,7 +229,8 @@ class VirusTotalEnricher:
             if response.status_code == 429 or response.status_code >= 500:
                 if attempt == self.max_retries:
                     raise WatcherError(
-                        f"VirusTotal keeps failing (HTTP {response.status_code}) after {attempt + 1} tries"
+                        f"VirusTotal keeps failing (HTTP {response.status_code}) "
+                        f"after {attempt + 1} tries"
                     )
                 await self.sleep(_retry_after(response, delay))
                 delay *= 2

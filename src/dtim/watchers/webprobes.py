@@ -71,7 +71,9 @@ SENSITIVE_SEGMENTS = frozenset(
         "c99.php",
         "r57.php",
         "webshell.php",
-        "wso.php", "azenv.php", "timthumb.php",
+        "wso.php",
+        "azenv.php",
+        "timthumb.php",
         "alfa.php",
         "xleet.php",
         "backdoor.php",
@@ -158,7 +160,13 @@ ADMIN_SEGMENTS = frozenset(
         "kcfinder",
         "tinymce",
         "mcmanager",
-        "recordings", "extmail", "mails", "v-webmail", "vwebmail", "mailman", "webmail2",
+        "recordings",
+        "extmail",
+        "mails",
+        "v-webmail",
+        "vwebmail",
+        "mailman",
+        "webmail2",
         "vendor",
         "druid",
         "geoserver",
@@ -308,8 +316,7 @@ class RequestClassifier:
         elif (
             any(seg in ADMIN_SEGMENTS for seg in segments)
             or path.endswith(BACKUP_SUFFIXES)
-            or (path.endswith(".php")
-            and "shell" in path)
+            or (path.endswith(".php") and "shell" in path)
         ):
             found.append(("probe-4xx", "admin-panel"))
         if _SUSPICIOUS.search(lowered) is None:

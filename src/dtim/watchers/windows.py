@@ -104,7 +104,7 @@ class Tracker:
             self._previous, self._current = self._current, {}
 
     def hit(self, key: str, ts: float, line: str, value: str | None = None) -> Firing | None:
-        """Count one event of ``key`` at log time ``ts``; return a firing when the threshold is crossed."""
+        """Count one event of ``key`` at log time ``ts``; a Firing when the threshold is crossed."""
         rule = self.rule
         if not rule.enabled:
             return None
@@ -137,7 +137,7 @@ class Tracker:
 
     def _promote(self, state: float | _Counter | None) -> _Counter:
         counter = _Counter()
-        if state is not None:
+        if state is not None and not isinstance(state, _Counter):
             counter.times.append(state)
             counter.level = 1.0
         return counter
@@ -199,7 +199,7 @@ class Tracker:
 
 
 def bounded_put(table: dict[str, _T], key: str, value: _T, cap: int = 100_000) -> _T:
-    """Store ``value`` under ``key``, first dropping the oldest tenth of ``table`` when it is full."""
+    """Store ``value`` under ``key``, dropping the oldest tenth of a full ``table`` first."""
     if len(table) >= cap:
         for stale in list(table)[: max(1, cap // 10)]:
             del table[stale]

@@ -7,6 +7,7 @@ it names (by ``fuid``) are joined whichever arrives first, in bounded tables.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 from dtim.errors import ParseError
@@ -197,7 +198,8 @@ class ZeekWatcher:
                     for h in (record.text("id.orig_h"), record.text("id.resp_h"))
                     if h and self.report.is_internal(h)
                 ]
-                try:
+                # An intel value DTIM cannot represent (a bad URL ...) stays in Zeek's log only.
+                with contextlib.suppress(ParseError):
                     found.append(
                         self.report.from_firing(
                             firing,
@@ -210,8 +212,6 @@ class ZeekWatcher:
                             },
                         )
                     )
-                except ParseError:
-                    pass  # an intel value DTIM cannot represent (bad URL ...) is still logged by Zeek
         fuid = record.text("fuid")
         if fuid:
             bounded_put(self._notices, fuid, (record, ("intel-match",)))

@@ -1,0 +1,309 @@
+"""Watcher benchmark: lines per second per source, fail2ban-regex side by side, memory, precision/recall.
+
+    .venv/bin/python bench/watchers.py                 # 200,000 generated lines per source
+    .venv/bin/python bench/watchers.py --lines 1000000 # the issue's size
+    .venv/bin/python bench/watchers.py --store         # commit through the SQLite store too
+
+Each source's generated log is written to a temporary file and read back
+through the same path as ``dtim ingest`` (tail reader, parse, detect, commit).
+The sink is in memory unless ``--store`` is given, in which case sightings go
+through ``dtim.store.Store.record_sightings`` on SQLite (evidence not
+encrypted: sealing belongs to the store-backed sink the lead wires).
+``fail2ban-regex`` (Debian package ``fail2ban``) runs in the same process tree
+on the same files with its stock filters: nginx-botsearch on the nginx access
+log, apache-auth on the Apache error log; when the binary is absent that column
+is skipped with a message. Peak RSS is measured in a child process that tracks
+1,000,000 distinct source addresses (``--ips``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dtim.model import FakeClock, Scope, Sighting, TailPosition
+from dtim.watchers.base import MemorySink, SightingSink, WatcherContext
+from dtim.watchers.ingest import ingest
+from dtim.watchers.plugins import make_plugin_manager, registered_watchers
+from dtim.watchers.synthetic import SOURCES, START, Labelled, generate
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "corpus" / "real" / "fail2ban-debian-testlogs"
+F2B_FILTERS = {
+    "nginx_access": "nginx-botsearch",
+    "apache_error": "apache-auth",
+    "nginx_error": "nginx-http-auth",
+}
+F2B_MAXRETRY = 5
+GOAL_RATIO = 5.0
+GOAL_RSS_MB = 200
+
+
+def context() -> WatcherContext:
+    return WatcherContext(clock=FakeClock(datetime(2026, 3, 5, tzinfo=UTC)), timezone=UTC)
+
+
+class StoreSink:
+    """Bench-only adapter: sightings and positions through the SQLite store in one transaction."""
+
+    def __init__(self, store: object) -> None:
+        self.store = store
+
+    async def commit(
+        self, sightings: Sequence[Sighting], positions: Sequence[TailPosition]
+    ) -> None:
+        await self.store.record_sightings(sightings, (), positions)  # type: ignore[attr-defined]  # dtim.store.Store
+
+    async def position(self, watcher: str, path: str) -> TailPosition | None:
+        return await self.store.get_position(watcher, path)  # type: ignore[attr-defined, no-any-return]  # dtim.store.Store
+
+
+async def open_sink(use_store: bool, directory: str) -> tuple[SightingSink, str, object | None]:
+    if not use_store:
+        return MemorySink(), "in-memory sink (no store)", None
+    try:
+        from dtim.store import Store  # optional: the bench runs before the store exists too
+    except ImportError:
+        return MemorySink(), "in-memory sink (dtim.store not importable)", None
+    store = Store(f"sqlite:///{directory}/bench.db")
+    await store.connect()
+    return StoreSink(store), "SQLite store (record_sightings, evidence unsealed)", store
+
+
+def measure(
+    source: str, path: Path, truth: Labelled, lines: int, sink: SightingSink
+) -> dict[str, object]:
+    specs = registered_watchers(make_plugin_manager(load_entrypoints=False))
+    watcher = specs[source].create(context())
+    recorder = MemorySink()
+
+    class Tee:
+        async def commit(
+            self, sightings: Sequence[Sighting], positions: Sequence[TailPosition]
+        ) -> None:
+            await sink.commit(sightings, positions)
+            await recorder.commit(sightings, positions)
+
+        async def position(self, watcher: str, path: str) -> TailPosition | None:
+            return None
+
+    started = time.process_time()
+    stats = asyncio.run(ingest(watcher, [str(path)], Tee()))
+    elapsed = time.process_time() - started
+    shared = {
+        s.indicator.value for s in recorder.sightings if s.indicator.scope is not Scope.LOCAL
+    } - truth.partial
+    hits = shared & truth.attackers
+    return {
+        "source": source,
+        "lines": stats.lines,
+        "seconds": elapsed,
+        "lines_per_s": stats.lines / elapsed,
+        "errors": stats.parse_errors,
+        "sightings": len(recorder.sightings),
+        "precision": len(hits) / len(shared) if shared else 1.0,
+        "recall": len(hits) / len(truth.attackers) if truth.attackers else 1.0,
+        "attackers": len(truth.attackers),
+    }
+
+
+def fail2ban_regex(log: Path, filter_name: str) -> dict[str, object] | None:
+    binary = shutil.which("fail2ban-regex")
+    if binary is None:
+        return None
+    started = time.perf_counter()
+    done = subprocess.run(
+        [binary, "--out", "ip", str(log), filter_name],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=3600,
+    )
+    elapsed = time.perf_counter() - started
+    ips = Counter(line.strip() for line in done.stdout.splitlines() if line.strip())
+    return {"seconds": elapsed, "ips": ips}
+
+
+def quality(ips: Counter[str], truth: Labelled) -> tuple[float, float]:
+    flagged = {ip for ip, count in ips.items() if count >= F2B_MAXRETRY} - truth.partial
+    hits = flagged & truth.attackers
+    return (
+        len(hits) / len(flagged) if flagged else 1.0,
+        len(hits) / len(truth.attackers) if truth.attackers else 1.0,
+    )
+
+
+def memory_child(count: int) -> None:
+    """Feed ``count`` distinct addresses, each with one 404 (every one is tracked), and print peak RSS."""
+    specs = registered_watchers(make_plugin_manager(load_entrypoints=False))
+    watcher = specs["nginx_access"].create(
+        WatcherContext(
+            clock=FakeClock(datetime(2026, 3, 5, tzinfo=UTC)), timezone=UTC, max_tracked=count + 1
+        )
+    )
+    parser = watcher.parser_for("mem.log")
+    for line in generate("nginx_access", count, distinct_ips=True, seconds_per_line=0.0001):
+        observation = parser.parse(line.replace('" 200 ', '" 404 '))
+        if observation is not None:
+            watcher.detect(observation)
+    tracked = len(watcher.trackers["http-404-flood"])  # type: ignore[attr-defined]  # AccessWatcher
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"tracked": tracked, "peak_rss_mb": peak}))
+
+
+def real_corpus_agreement() -> list[tuple[str, int, int, int, int]]:
+    """Per fail2ban test log: per-line verdicts of DTIM (thresholds 1) against fail2ban's failJSON ground truth."""
+    pairs = {
+        "nginx_access": ["nginx-botsearch"],
+        "nginx_error": ["nginx-http-auth", "nginx-limit-req", "nginx-botsearch"],
+        "apache_error": [
+            "apache-auth",
+            "apache-botsearch",
+            "apache-modsecurity",
+            "apache-noscript",
+            "apache-overflows",
+            "apache-nohome",
+            "apache-shellshock",
+        ],
+        "fail2ban": ["recidive"],
+    }
+    specs = registered_watchers(make_plugin_manager(load_entrypoints=False))
+    results = []
+    for source, names in pairs.items():
+        spec = specs[source]
+        settings = {r.name: {"threshold": 1, "cooldown": 0} for r in spec.rules}
+        for name in names:
+            path = CORPUS / f"{name}.log"
+            if not path.exists():
+                continue
+            watcher = spec.create(
+                WatcherContext(
+                    settings=settings,
+                    clock=FakeClock(datetime(2026, 3, 5, tzinfo=UTC)),
+                    timezone=UTC,
+                )
+            )
+            parser = watcher.parser_for(str(path))
+            tp = fp = fn = tn = 0
+            truth: dict[str, object] | None = None
+            for raw in path.read_text(errors="replace").splitlines():
+                if raw.startswith("# failJSON:"):
+                    truth = json.loads(raw.split(":", 1)[1])
+                    continue
+                if raw.startswith("#") or not raw.strip() or truth is None:
+                    continue
+                try:
+                    observation = parser.parse(raw)
+                    found = (
+                        {s.indicator.value for s in watcher.detect(observation)}
+                        if observation
+                        else set()
+                    )
+                except Exception:  # a ParseError counts as "not flagged" here
+                    found = set()
+                if truth.get("match"):
+                    tp, fn = (tp + 1, fn) if truth.get("host") in found else (tp, fn + 1)
+                else:
+                    fp, tn = (fp + 1, tn) if found else (fp, tn + 1)
+                truth = None
+            results.append((f"{source} on {name}.log", tp, fp, fn, tn))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--lines", type=int, default=200_000, help="lines generated per source (issue: 1000000)"
+    )
+    parser.add_argument(
+        "--ips",
+        type=int,
+        default=1_000_000,
+        help="distinct addresses for the memory figure (0 skips it)",
+    )
+    parser.add_argument("--sources", default=",".join(SOURCES))
+    parser.add_argument(
+        "--store", action="store_true", help="commit through the SQLite store instead of memory"
+    )
+    parser.add_argument("--memory-child", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child)
+        return
+    with tempfile.TemporaryDirectory(prefix="dtim-bench-") as tmp:
+        sink, sink_name, store = asyncio.run(open_sink(args.store, tmp))
+        print(
+            f"DTIM watchers benchmark: {args.lines:,} generated lines per source, {sink_name}, {os.cpu_count()} CPUs"
+        )
+        if shutil.which("fail2ban-regex") is None:
+            print(
+                "fail2ban-regex not found: the fail2ban column is skipped (apt-get install fail2ban)"
+            )
+        print(
+            f"{'source':14} {'lines/s':>10} {'f2b lines/s':>12} {'ratio':>7} {'P':>6} {'R':>6} {'f2b P':>6} {'f2b R':>6}  attackers"
+        )
+        for source in args.sources.split(","):
+            truth = Labelled(source)
+            path = Path(tmp) / f"{source}.log"
+            with open(path, "w", encoding="utf-8") as handle:
+                for line in generate(source, args.lines, truth=truth, start=START):
+                    handle.write(line + "\n")
+            row = measure(source, path, truth, args.lines, sink)
+            f2b_rate = ratio = f2b_p = f2b_r = "-"
+            if source in F2B_FILTERS:
+                peer = fail2ban_regex(path, F2B_FILTERS[source])
+                if peer is not None:
+                    rate = int(row["lines"]) / float(peer["seconds"])  # type: ignore[arg-type]  # numbers from measure()
+                    f2b_rate, ratio = f"{rate:,.0f}", f"{float(row['lines_per_s']) / rate:.1f}x"  # type: ignore[arg-type]  # numbers
+                    p, r = quality(peer["ips"], truth)  # type: ignore[arg-type]  # a Counter
+                    f2b_p, f2b_r = f"{p:.3f}", f"{r:.3f}"
+            print(
+                f"{source:14} {float(row['lines_per_s']):>10,.0f} {f2b_rate:>12} {ratio:>7} {float(row['precision']):>6.3f} "  # type: ignore[arg-type]  # numbers
+                f"{float(row['recall']):>6.3f} {f2b_p:>6} {f2b_r:>6}  {row['attackers']}  ({row['errors']} parse errors)"
+            )  # type: ignore[arg-type]  # numbers
+            path.unlink()
+        if store is not None:
+            asyncio.run(store.close())  # type: ignore[attr-defined]  # dtim.store.Store
+    print(
+        f"goal: at least {GOAL_RATIO:.0f}x fail2ban-regex lines/s on the same file; sshd: not comparable (DTIM reads fail2ban.log, not sshd's log)"
+    )
+    print(
+        f"fail2ban P/R: stock filter with the default jail maxretry={F2B_MAXRETRY} applied to its matched lines per address"
+    )
+    if args.ips:
+        child = subprocess.run(
+            [sys.executable, __file__, "--memory-child", str(args.ips)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        figures = json.loads(child.stdout)
+        verdict = "meets" if figures["peak_rss_mb"] < GOAL_RSS_MB else "MISSES"
+        print(
+            f"memory: {figures['tracked']:,} distinct addresses tracked, peak RSS {figures['peak_rss_mb']:.0f} MB ({verdict} the < {GOAL_RSS_MB} MB goal)"
+        )
+    print(
+        "real corpus (fail2ban test logs, thresholds 1, failJSON as ground truth): TP FP FN TN  precision recall"
+    )
+    for name, tp, fp, fn, tn in real_corpus_agreement():
+        precision = tp / (tp + fp) if tp + fp else 1.0
+        recall = tp / (tp + fn) if tp + fn else 1.0
+        print(f"  {name:40} {tp:3} {fp:3} {fn:3} {tn:3}  {precision:.3f} {recall:.3f}")
+
+
+if __name__ == "__main__":
+    main()
