@@ -1,6 +1,6 @@
 """Write an annotated corpus from raw log lines, with the expectations the detector gives today.
 
-    python -m tests.samples.annotate WATCHER RAW_FILE OUT_FILE [--settings JSON] [--own CIDR,...] [--now ISO]
+    python -m tests.samples.annotate WATCHER RAW OUT [--settings JSON] [--own CIDR,...] [--now ISO]
 
 Every expectation it writes must then be reviewed by a person against the
 source's own ground truth (fail2ban's ``# failJSON:`` lines are kept as
@@ -36,7 +36,11 @@ def main() -> None:
     own = [c for c in args.own.split(",") if c]
     settings = json.loads(args.settings)
     now = datetime.fromisoformat(args.now)
-    watcher = spec.create(WatcherContext(settings=settings, own_networks=parse_networks(own), clock=FakeClock(now), timezone=UTC))
+    watcher = spec.create(
+        WatcherContext(
+            settings=settings, own_networks=parse_networks(own), clock=FakeClock(now), timezone=UTC
+        )
+    )
     line_parser = watcher.parser_for(str(args.raw))
     out: list[str] = []
     if settings:

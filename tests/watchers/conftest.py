@@ -25,9 +25,14 @@ def specs() -> dict[str, WatcherSpec]:
 def make_context() -> Callable[..., WatcherContext]:
     """Build a context: UTC, a fake clock, optional settings and own networks."""
 
-    def build(settings: dict[str, Any] | None = None, own: list[str] | None = None, now: datetime = NOW) -> WatcherContext:
+    def build(
+        settings: dict[str, Any] | None = None, own: list[str] | None = None, now: datetime = NOW
+    ) -> WatcherContext:
         return WatcherContext(
-            settings=settings or {}, own_networks=parse_networks(own or []), clock=FakeClock(now), timezone=UTC
+            settings=settings or {},
+            own_networks=parse_networks(own or []),
+            clock=FakeClock(now),
+            timezone=UTC,
         )
 
     return build

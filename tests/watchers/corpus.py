@@ -7,7 +7,7 @@ Format of ``tests/samples/<watcher>/*.log``::
     # now: 2026-11-28T00:00:00Z                          optional reference for syslog years
     # expect: none                                       the next line yields no sighting
     <line>
-    # expect: {"rule": "http-sqli", "value": "1.2.3.4"}  ... yields exactly these sightings (subset match)
+    # expect: {"rule": "http-sqli", "value": "1.2.3.4"}  ... yields these sightings (subset match)
     <line>
     # expect: error                                      ... raises ParseError (counted, skipped)
     <line>
@@ -101,4 +101,9 @@ def matches(expected: dict[str, Any], sighting: Any) -> bool:
 def describe(sighting: Any) -> dict[str, Any]:
     """The expectation that matches a sighting (used to write corpora)."""
     indicator = sighting.indicator
-    return {"rule": sighting.rule, "value": indicator.value, "scope": indicator.scope.value, "count": sighting.count}
+    return {
+        "rule": sighting.rule,
+        "value": indicator.value,
+        "scope": indicator.scope.value,
+        "count": sighting.count,
+    }

@@ -1,4 +1,4 @@
-"""ClamAV: FOUND lines hash the named file; the directory scanner talks to a fake clamd (real protocol) or fails clearly."""
+"""ClamAV: FOUND lines hash the named file; the scanner talks to a fake clamd or fails clearly."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ MARKER = b"DTIM-TEST-MALWARE-MARKER"
 
 
 class FakeClamd:
-    """A clamd speaking PING and zINSTREAM on a unix socket: files containing MARKER are infected."""
+    """A clamd speaking PING and zINSTREAM on a unix socket; files holding MARKER are infected."""
 
     def __init__(self) -> None:
         self.scans = 0
@@ -51,7 +51,10 @@ async def clamd(tmp_path: Path) -> AsyncIterator[tuple[FakeClamd, str]]:
 
 
 async def test_scanner_hashes_and_scans_new_files_once(
-    tmp_path: Path, clamd: tuple[FakeClamd, str], specs: dict[str, WatcherSpec], make_context: Callable[..., WatcherContext]
+    tmp_path: Path,
+    clamd: tuple[FakeClamd, str],
+    specs: dict[str, WatcherSpec],
+    make_context: Callable[..., WatcherContext],
 ) -> None:
     fake, socket_path = clamd
     scan_dir = tmp_path / "incoming"
@@ -67,25 +70,37 @@ async def test_scanner_hashes_and_scans_new_files_once(
     scanner = DirectoryScanner(watcher, str(scan_dir), engine, settle_seconds=0)
     found = await scanner.poll_once(sink)
     assert {(s.indicator.type, s.indicator.value) for s in found} == {
-        ("sha256", hashlib.sha256(bad).hexdigest()), ("sha1", hashlib.sha1(bad).hexdigest()), ("md5", hashlib.md5(bad).hexdigest())
+        ("sha256", hashlib.sha256(bad).hexdigest()),
+        ("sha1", hashlib.sha1(bad).hexdigest()),
+        ("md5", hashlib.md5(bad).hexdigest()),
     }
-    assert all("test.marker.dtim" in s.indicator.tags and s.indicator.scope is Scope.PRIVATE for s in found)
-    assert fake.scans == 2 and len(sink.positions) == 2
+    assert all(
+        "test.marker.dtim" in s.indicator.tags and s.indicator.scope is Scope.PRIVATE for s in found
+    )
+    assert fake.scans == 2
+    assert len(sink.positions) == 2
     restarted = DirectoryScanner(watcher, str(scan_dir), engine, settle_seconds=0)
-    assert await restarted.poll_once(sink) == [] and fake.scans == 2  # positions say both were scanned
+    assert await restarted.poll_once(sink) == []
+    assert fake.scans == 2
 
 
-async def test_found_line_hashes_the_named_file(tmp_path: Path, specs: dict[str, WatcherSpec], make_context: Callable[..., WatcherContext]) -> None:
+async def test_found_line_hashes_the_named_file(
+    tmp_path: Path, specs: dict[str, WatcherSpec], make_context: Callable[..., WatcherContext]
+) -> None:
     (tmp_path / "scan").mkdir()
     (tmp_path / "scan" / "eicar.com.txt").write_bytes(b"not really eicar")
     watcher = specs["clamav"].create(make_context({"path_root": str(tmp_path)}))
-    observation = watcher.parser_for("clamscan.txt").parse("scan/eicar.com.txt: Eicar-Test-Signature.LOCAL.UNOFFICIAL FOUND")
+    observation = watcher.parser_for("clamscan.txt").parse(
+        "scan/eicar.com.txt: Eicar-Test-Signature.LOCAL.UNOFFICIAL FOUND"
+    )
     assert observation is not None
     found = watcher.detect(observation)
     assert {s.indicator.type for s in found} == {"sha256", "sha1", "md5"}
-    assert all(s.indicator.scope is Scope.LOCAL and "test-file" in s.indicator.tags for s in found)  # test signatures stay home
+    assert all(
+        s.indicator.scope is Scope.LOCAL and "test-file" in s.indicator.tags for s in found
+    )  # test signatures stay home
 
 
 async def test_no_engine_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(WatcherError, match="clamd does not answer.*no 'no-such-clamscan' binary"):
+    with pytest.raises(WatcherError, match=r"clamd does not answer.*no 'no-such-clamscan' binary"):
         await choose_engine(str(tmp_path / "absent.ctl"), "no-such-clamscan")

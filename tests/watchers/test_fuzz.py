@@ -1,4 +1,4 @@
-"""Any text given to any parser (and its observation to the detector) yields observations or ParseError."""
+"""Any text given to any parser (and then the detector) yields observations or ParseError."""
 
 from __future__ import annotations
 
@@ -18,14 +18,23 @@ SEEDS = [s.line for path in sorted(SAMPLES.glob("*/*.log")) for s in load(path).
 text = st.one_of(
     st.text(max_size=400),
     st.sampled_from(SEEDS),
-    st.builds(lambda seed, cut, junk: seed[:cut] + junk, st.sampled_from(SEEDS), st.integers(0, 300), st.text(max_size=40)),
+    st.builds(
+        lambda seed, cut, junk: seed[:cut] + junk,
+        st.sampled_from(SEEDS),
+        st.integers(0, 300),
+        st.text(max_size=40),
+    ),
 )
 
 
 @pytest.mark.parametrize("name", NAMES)
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(lines=st.lists(text, min_size=1, max_size=8))
-def test_any_text_yields_observations_or_parse_error(name: str, lines: list[str], specs: dict[str, WatcherSpec]) -> None:
+def test_any_text_yields_observations_or_parse_error(
+    name: str, lines: list[str], specs: dict[str, WatcherSpec]
+) -> None:
     watcher = specs[name].create(WatcherContext())
     parser = watcher.parser_for("fuzz.log")
     for line in lines:

@@ -13,9 +13,24 @@ from dtim.errors import ConfigError
 from dtim.watchers.base import InputKind, WatcherSpec
 from dtim.watchers.fail2ban import SPEC as FAIL2BAN
 from dtim.watchers.hookspecs import hookimpl
-from dtim.watchers.plugins import ENTRY_POINT_GROUP, make_plugin_manager, registered_enrichers, registered_watchers
+from dtim.watchers.plugins import (
+    ENTRY_POINT_GROUP,
+    make_plugin_manager,
+    registered_enrichers,
+    registered_watchers,
+)
 
-BUILTIN = {"ufw", "fail2ban", "suricata", "zeek", "clamav", "nginx_access", "nginx_error", "apache_access", "apache_error"}
+BUILTIN = {
+    "ufw",
+    "fail2ban",
+    "suricata",
+    "zeek",
+    "clamav",
+    "nginx_access",
+    "nginx_error",
+    "apache_access",
+    "apache_error",
+}
 
 
 class Extra:

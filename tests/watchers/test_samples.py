@@ -1,7 +1,8 @@
-"""Annotated corpora: one test per sample file, and every rule and pattern must be hit by some sample."""
+"""Annotated corpora: one test per sample file; every rule and pattern must be hit by a sample."""
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +14,16 @@ from dtim.watchers.base import WatcherContext, WatcherSpec, parse_networks
 from dtim.watchers.plugins import make_plugin_manager, registered_watchers
 from tests.watchers.corpus import SAMPLES, Corpus, describe, load, matches
 
-from datetime import UTC
-
 FILES = sorted(SAMPLES.glob("*/*.log"))
 
 
 def evaluate(spec: WatcherSpec, corpus: Corpus) -> tuple[list[str], set[str], set[str]]:
     """Run a corpus; return mismatches, the rules that fired and the patterns seen."""
     context = WatcherContext(
-        settings=corpus.settings, own_networks=parse_networks(corpus.own_networks), clock=FakeClock(corpus.now), timezone=UTC
+        settings=corpus.settings,
+        own_networks=parse_networks(corpus.own_networks),
+        clock=FakeClock(corpus.now),
+        timezone=UTC,
     )
     watcher = spec.create(context)
     parser = watcher.parser_for(str(corpus.path))
@@ -51,7 +53,9 @@ def evaluate(spec: WatcherSpec, corpus: Corpus) -> tuple[list[str], set[str], se
             for expected in wanted:
                 hit = next((s for s in unmatched if matches(expected, s)), None)
                 if hit is None:
-                    problems.append(f"{where}: expected {expected}, got {[describe(s) for s in found]}")
+                    problems.append(
+                        f"{where}: expected {expected}, got {[describe(s) for s in found]}"
+                    )
                 else:
                     unmatched.remove(hit)
             if unmatched:
@@ -69,7 +73,9 @@ def test_every_watcher_has_samples(specs: dict[str, WatcherSpec]) -> None:
     assert {p.parent.name for p in FILES} == set(specs)
 
 
-@pytest.mark.parametrize("name", sorted(registered_watchers(make_plugin_manager(load_entrypoints=False))))
+@pytest.mark.parametrize(
+    "name", sorted(registered_watchers(make_plugin_manager(load_entrypoints=False)))
+)
 def test_every_rule_and_pattern_is_hit(name: str, specs: dict[str, WatcherSpec]) -> None:
     spec = specs[name]
     rules: set[str] = set()
