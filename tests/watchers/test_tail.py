@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from dtim.watchers.base import MemorySink, WatcherContext, WatcherSpec
+from dtim.errors import WatcherError
+from dtim.watchers.base import InputKind, MemorySink, WatcherContext, WatcherSpec
 from dtim.watchers.directory import DirectoryFollower
-from dtim.watchers.runner import WatcherRunner
+from dtim.watchers.runner import WatcherRunner, sources_for
 from dtim.watchers.tail import FileTailer
 
 
@@ -240,3 +241,10 @@ async def test_directory_that_disappears_is_survived(
     runner.close()
     assert banned(sink) == ["45.9.20.1", "45.9.20.2"]
     assert runner.stats.problems == {}
+
+
+def test_sources_for_each_kind(tmp_path: Path) -> None:
+    assert isinstance(sources_for("ufw", InputKind.FILE, str(tmp_path / "ufw.log"))[0], FileTailer)
+    assert isinstance(sources_for("zeek", InputKind.DIRECTORY, str(tmp_path))[0], DirectoryFollower)
+    with pytest.raises(WatcherError, match="DirectoryScanner"):
+        sources_for("clamav", InputKind.SCAN, str(tmp_path))

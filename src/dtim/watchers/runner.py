@@ -17,10 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dtim.errors import ParseError
+from dtim.errors import ParseError, WatcherError
 from dtim.model import JsonValue, Sighting
-from dtim.watchers.base import LineParser, SightingSink, Watcher
-from dtim.watchers.tail import TailBatch
+from dtim.watchers.base import InputKind, LineParser, SightingSink, Watcher
+from dtim.watchers.directory import DirectoryFollower
+from dtim.watchers.tail import FileTailer, TailBatch
+from dtim.watchers.zeekformat import LOGS
 
 log = logging.getLogger("dtim.watchers")
 _LOGGED_ERRORS = 10
@@ -235,3 +237,19 @@ class WatcherRunner:
                     continue
         finally:
             self.close()
+
+
+def sources_for(
+    name: str, kind: InputKind, path: str, *, start_at: str = "end", logs: tuple[str, ...] = ()
+) -> list[LineSource]:
+    """The line sources of a file or directory watcher (``clamav``'s scan directory uses
+    :class:`dtim.watchers.clamscan.DirectoryScanner` instead).
+
+    Raises:
+        WatcherError: ``kind`` is a scan, which has no line sources.
+    """
+    if kind is InputKind.FILE:
+        return [FileTailer(name, path, start_at=start_at)]
+    if kind is InputKind.DIRECTORY:
+        return [DirectoryFollower(name, path, logs or LOGS, start_at=start_at)]
+    raise WatcherError(f"{name} scans files; run it with dtim.watchers.clamscan.DirectoryScanner")
