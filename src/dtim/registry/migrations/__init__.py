@@ -1,0 +1,1 @@
+"""Alembic migrations of the registry database (version table ``registry_version``)."""
