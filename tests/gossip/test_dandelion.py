@@ -90,21 +90,36 @@ def test_origin_holds_its_report_then_resends_then_fluffs() -> None:
     assert not router.holding(ITEM)
 
 
-def test_seen_in_gossip_cancels_every_timer() -> None:
-    router, clock = _router(fluff_probability=0.0)
+def test_gossip_ends_a_relay_hold_but_the_origin_waits_a_little_longer() -> None:
+    router, clock = _router(fluff_probability=0.0, interval_seconds=60, return_hold_intervals=5)
+    relayed = ItemId(b"\x09" * 32)
+    router.relay(relayed, PEERS[0])
+    router.seen_in_gossip(relayed)
+    assert not router.holding(relayed)
     router.originate(ITEM)
+    clock.advance(60)
     router.seen_in_gossip(ITEM)
-    clock.advance(10_000)
-    assert router.due() == ([], [])
-    assert not router.holding(ITEM)
-
-
-def test_own_report_coming_round_the_stem_is_relayed_not_fluffed() -> None:
-    router, _ = _router(fluff_probability=0.0)
-    router.originate(ITEM)
-    assert router.relay(ITEM, PEERS[3]) is not None
+    router.seen_in_gossip(ITEM)  # a second copy does not restart the hold
     assert router.holding(ITEM)
-    assert router.relay(ITEM, PEERS[4]) is None
+    clock.advance(299)
+    assert router.due() == ([], [])
+    clock.advance(1)
+    assert router.due() == ([ITEM], [])  # released, never resent once it came back
+    assert not router.holding(ITEM)
+    router.seen_in_gossip(ItemId(b"\x07" * 32))  # unknown items are ignored
+
+
+def test_own_report_coming_round_the_stem_is_relayed_never_fluffed() -> None:
+    for probability in (0.0, 1.0):
+        router, _ = _router(fluff_probability=probability)
+        router.originate(ITEM)
+        assert router.relay(ITEM, PEERS[3]) in router.successors
+        assert router.relay(ITEM, PEERS[4]) in router.successors
+        assert router.holding(ITEM)
+    lonely = Router(DandelionConfig(), FakeClock(), random.Random(1))
+    lonely.originate(ITEM)
+    assert lonely.relay(ITEM, PEERS[0]) is None
+    assert lonely.holding(ITEM)
 
 
 def test_relay_embargo_fluffs_a_stalled_stem() -> None:

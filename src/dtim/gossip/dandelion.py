@@ -16,9 +16,11 @@ again (at most ``origin_attempts`` times), one from another peer is a loop
 and is fluffed. The origin holds its own report back from its own
 reconciliation set for two gossip intervals; if by then the report has not
 come back through gossip, it sends it down the same stem again (a repeat is
-not a loop), and it fluffs only after the last attempt. Until a report is
-fluffed, a node keeps it out of its reconciliation set: it may use it, but
-never offers it.
+not a loop), and it fluffs only after the last attempt. When the report
+does come back through gossip, the origin still holds it five more
+intervals before offering it (see :meth:`Router.seen_in_gossip`). Until a
+report is released, a node keeps it out of its reconciliation set: it may
+use it, but never offers it (:meth:`Router.holding`).
 
 Everything is driven by an injected clock and random generator; the module
 does no I/O. The caller delivers stem pushes and reports items seen
@@ -48,6 +50,7 @@ class DandelionConfig:
     interval_seconds: float = 60.0
     origin_hold_intervals: float = 2.0
     origin_attempts: int = 3
+    return_hold_intervals: float = 5.0
     embargo_base_intervals: float = 4.0
     embargo_mean_intervals: float = 2.0
 
@@ -56,8 +59,9 @@ class DandelionConfig:
             raise ValidationError(
                 "dandelion", "need successors >= 1 and 0 <= fluff_probability <= 1"
             )
-        if min(self.epoch_seconds, self.interval_seconds, self.origin_hold_intervals) <= 0:
-            raise ValidationError("dandelion", "epoch, interval and origin hold must be positive")
+        holds = (self.origin_hold_intervals, self.return_hold_intervals)
+        if min(self.epoch_seconds, self.interval_seconds, *holds) <= 0:
+            raise ValidationError("dandelion", "epoch, interval and holds must be positive")
         if (
             self.origin_attempts < 1
             or self.embargo_base_intervals < 0
@@ -75,6 +79,7 @@ class _Held:
     inbound: PeerId | None
     attempts: int = 1
     arrivals: int = 0
+    returned: bool = False
 
 
 @dataclass(slots=True)
@@ -151,22 +156,28 @@ class Router:
         """Route a report stemmed to us by ``inbound``: the next hop, or None to fluff it now."""
         epoch = self._current()
         held = self._held.get(item)
+        if held is not None and held.origin:
+            # Our own report came round the stem: relay it on, never fluff it here,
+            # or the stem would point straight back at us.
+            return self._route(epoch, inbound) if epoch.successors else None
         if held is not None:
-            if held.inbound is None:
-                held.inbound = inbound  # our own report came round the stem: relay it on
-            elif held.inbound != inbound or held.arrivals >= self._config.origin_attempts:
+            if held.inbound != inbound or held.arrivals >= self._config.origin_attempts:
                 del self._held[item]  # a loop: end the stem here
                 return None
             held.arrivals += 1
         if epoch.diffuser or not epoch.successors:
             self._held.pop(item, None)
             return None
-        route = epoch.routes.get(inbound)
-        if route is None:
-            route = epoch.routes[inbound] = self._rng.choice(epoch.successors)
+        route = self._route(epoch, inbound)
         if held is None:
             due = self._clock.now() + self._embargo()
             self._held[item] = _Held(due, origin=False, inbound=inbound, arrivals=1)
+        return route
+
+    def _route(self, epoch: _Epoch, inbound: PeerId) -> PeerId:
+        route = epoch.routes.get(inbound)
+        if route is None:
+            route = epoch.routes[inbound] = self._rng.choice(epoch.successors)
         return route
 
     def _embargo(self) -> timedelta:
@@ -179,11 +190,26 @@ class Router:
         return timedelta(seconds=config.interval_seconds * (config.embargo_base_intervals + extra))
 
     def seen_in_gossip(self, item: ItemId) -> None:
-        """The item arrived through ordinary gossip: it is fluffed, stop holding it."""
-        self._held.pop(item, None)
+        """The item arrived through ordinary gossip: it is fluffed somewhere.
+
+        A relay stops holding it at once. The origin holds its own report
+        back for ``return_hold_intervals`` more (5): nodes near the fluff point
+        get a report first, and the stem's random walk often ends near its
+        start, so an origin that offered its report as soon as it came back
+        would be its neighbours' first source far more often than chance.
+        """
+        held = self._held.get(item)
+        if held is None:
+            return
+        if not held.origin:
+            del self._held[item]
+        elif not held.returned:
+            held.returned = True
+            hold = self._config.interval_seconds * self._config.return_hold_intervals
+            held.due = self._clock.now() + timedelta(seconds=hold)
 
     def holding(self, item: ItemId) -> bool:
-        """True while the item must stay out of the reconciliation set."""
+        """True while the item must stay out of the reconciliation set, even if gossip had it."""
         return item in self._held
 
     def due(self) -> tuple[list[ItemId], list[tuple[ItemId, PeerId]]]:
@@ -202,6 +228,7 @@ class Router:
                 continue
             if (
                 held.origin
+                and not held.returned
                 and held.attempts < self._config.origin_attempts
                 and epoch.own is not None
             ):
