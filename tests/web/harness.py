@@ -15,7 +15,7 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 
 from dtim.api.auth import ADMIN_PASSWORD_FILE
-from dtim.config import NodeHome, load_settings
+from dtim.config import NodeHome, load_settings, render_config
 from dtim.crypto.evidence import seal_evidence
 from dtim.crypto.identity import NodeIdentity
 from dtim.crypto.keyfiles import write_secret
@@ -61,6 +61,8 @@ def make_home(root: Path, environ: dict[str, str] | None = None) -> NodeHome:
             NodeHome(root=template, settings=load_settings(template, environ={}).settings),
             host="127.0.0.1",
         )
+        (template / "config").mkdir(parents=True, exist_ok=True)
+        (template / "config" / "dtim.toml").write_text(render_config(), encoding="utf-8")
         write_secret(template / "keys" / ADMIN_PASSWORD_FILE, _FAST_HASHER.hash(PASSWORD).encode())
         _TEMPLATES["home"] = template
         atexit.register(shutil.rmtree, template.parent, ignore_errors=True)

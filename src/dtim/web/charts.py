@@ -21,6 +21,8 @@ _PAD_LEFT = 44
 _PAD_RIGHT = 12
 _PAD_TOP = 12
 _PAD_BOTTOM = 28
+HALF = 480
+"""viewBox width of charts shown at half width, so their labels stay legible."""
 SERIES = 6
 """Distinct colours; further sources are summed into "other"."""
 
@@ -50,21 +52,21 @@ def _nice_max(value: float) -> float:
     return float(10 * magnitude)
 
 
-def _svg(label: str, body: list[str], height: int = HEIGHT) -> Markup:
+def _svg(label: str, body: list[str], height: int = HEIGHT, width: int = WIDTH) -> Markup:
     text = escape(label)
     return Markup(  # noqa: S704  # labels and texts are escaped where they are built
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{text}" '
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{text}" '
         f'xmlns="http://www.w3.org/2000/svg"><title>{text}</title>{"".join(body)}</svg>'
     )
 
 
-def _axis(top: float, height: int) -> list[str]:
+def _axis(top: float, height: int, width: int = WIDTH) -> list[str]:
     base = height - _PAD_BOTTOM
     parts = []
     for fraction in (0.0, 0.5, 1.0):
         y = base - (base - _PAD_TOP) * fraction
         parts.append(
-            _el("line", class_="grid", x1=_PAD_LEFT, x2=WIDTH - _PAD_RIGHT, y1=_f(y), y2=_f(y))
+            _el("line", class_="grid", x1=_PAD_LEFT, x2=width - _PAD_RIGHT, y1=_f(y), y2=_f(y))
         )
         value = top * fraction
         shown = f"{value:.0f}" if top >= 10 or value == 0 else f"{value:.1f}"
@@ -140,9 +142,9 @@ def histogram(counts: Sequence[int], *, label: str, bucket_labels: Sequence[str]
     """Vertical bars, one per bucket, with its count above."""
     top = _nice_max(max(counts, default=0))
     base = HEIGHT - _PAD_BOTTOM
-    span = WIDTH - _PAD_LEFT - _PAD_RIGHT
+    span = HALF - _PAD_LEFT - _PAD_RIGHT
     bar = span / max(len(counts), 1)
-    body = _axis(top, HEIGHT)
+    body = _axis(top, HEIGHT, HALF)
     for index, count in enumerate(counts):
         h = (base - _PAD_TOP) * count / top
         x = _PAD_LEFT + index * bar
@@ -162,7 +164,7 @@ def histogram(counts: Sequence[int], *, label: str, bucket_labels: Sequence[str]
         body.append(
             _el("text", name, class_="tick", x=_f(x + bar / 2), y=HEIGHT - 8, text_anchor="middle")
         )
-    return _svg(label, body)
+    return _svg(label, body, width=HALF)
 
 
 def horizontal_bars(values: Sequence[tuple[str, int]], *, label: str) -> Markup:
@@ -170,8 +172,8 @@ def horizontal_bars(values: Sequence[tuple[str, int]], *, label: str) -> Markup:
     row = 30
     height = row * max(len(values), 1) + 10
     top = _nice_max(max((v for _, v in values), default=0))
-    left = 150
-    span = WIDTH - left - 80
+    left = 130
+    span = HALF - left - 60
     body = []
     for index, (name, value) in enumerate(values):
         y = 6 + index * row
@@ -184,7 +186,7 @@ def horizontal_bars(values: Sequence[tuple[str, int]], *, label: str) -> Markup:
             _el("rect", tip, class_=series, x=left, y=y + 4, width=_f(max(w, 1)), height=18)
         )
         body.append(f'<text class="value" x="{left + w + 6:.1f}" y="{y + 18}">{value}</text>')
-    return _svg(label, body, height)
+    return _svg(label, body, height, HALF)
 
 
 def decay_curve(
