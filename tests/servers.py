@@ -80,6 +80,8 @@ def running_server(
         log_level="warning",
         access_log=False,
         ws="none",
+        # Long enough that a keep-alive connection survives a slow (loaded) test step.
+        timeout_keep_alive=60,
     )
     server = uvicorn.Server(config)
     failure: list[BaseException] = []
