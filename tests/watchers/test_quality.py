@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from dtim.model import Scope
-from dtim.watchers.base import WatcherContext, WatcherSpec
+from dtim.watchers.base import Observation, WatcherContext, WatcherSpec
 from dtim.watchers.runner import LineProcessor
 from dtim.watchers.synthetic import SOURCES, START, Labelled, generate
 
@@ -52,4 +52,20 @@ def test_private_addresses_never_leave(
     assert {"10.0.0.7", "81.2.69.160"} <= local
     assert not [
         s for s in found if s.indicator.value in local and s.indicator.scope is not Scope.LOCAL
+    ]
+
+
+@pytest.mark.parametrize("source", ["nginx_access", "apache_access"])
+def test_quiet_line_screen_changes_no_detection(
+    source: str, specs: dict[str, WatcherSpec], make_context: Callable[..., WatcherContext]
+) -> None:
+    lines = list(generate(source, 5000, seed=5))
+    screened = LineProcessor(specs[source].create(make_context())).lines("a.log", lines, 1)
+    watcher = specs[source].create(make_context())
+    parser = watcher.parser_for("b.log")
+    plain = [
+        s for line in lines for s in watcher.detect(parser.parse(line) or Observation("x", 0, ""))
+    ]
+    assert [(s.rule, s.indicator.value, s.count) for s in screened] == [
+        (s.rule, s.indicator.value, s.count) for s in plain
     ]

@@ -122,7 +122,14 @@ class LineProcessor:
         patterns = stats.patterns
         found: list[Sighting] = []
         ignored = observed = 0
+        screen = getattr(self.watcher, "screen", None)
         for index, line in enumerate(lines):
+            if screen is not None:
+                quiet = screen(line)
+                if quiet:
+                    observed += 1
+                    patterns[quiet] += 1
+                    continue
             if not line or line.isspace():
                 ignored += 1
                 continue

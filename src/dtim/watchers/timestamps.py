@@ -48,17 +48,17 @@ class TimeReader:
     def __init__(self, clock: Clock, tz: tzinfo | None = None) -> None:
         self.tz = tz
         self.clock = clock
-        self._cache: dict[str, float] = {}
+        self.cache: dict[str, float] = {}
 
     def _remember(self, text: str, value: float) -> float:
-        if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[text] = value
+        if len(self.cache) >= _CACHE_LIMIT:
+            self.cache.clear()
+        self.cache[text] = value
         return value
 
     def syslog(self, text: str) -> float:
         """``Sep 30 10:09:23`` (day may be space-padded, seconds may have a fraction)."""
-        cached = self._cache.get(text)
+        cached = self.cache.get(text)
         if cached is not None:
             return cached
         parts = text.split()
@@ -81,7 +81,7 @@ class TimeReader:
 
     def iso(self, text: str) -> float:
         """ISO 8601 / RFC 3339, with ``Z``, ``+0200`` or ``+02:00``; naive means ``tz``."""
-        cached = self._cache.get(text)
+        cached = self.cache.get(text)
         if cached is not None:
             return cached
         raw = text.strip()
@@ -102,7 +102,7 @@ class TimeReader:
 
     def clf(self, text: str) -> float:
         """Common log format ``20/Jan/2015:19:53:28 +0100``."""
-        cached = self._cache.get(text)
+        cached = self.cache.get(text)
         if cached is not None:
             return cached
         stamp, _, offset = text.partition(" ")
@@ -121,7 +121,7 @@ class TimeReader:
 
     def slashed(self, text: str) -> float:
         """nginx error log ``2015/01/21 10:56:10`` (local time)."""
-        cached = self._cache.get(text)
+        cached = self.cache.get(text)
         if cached is not None:
             return cached
         date, _, clock = text.partition(" ")
@@ -133,7 +133,7 @@ class TimeReader:
 
     def ctime(self, text: str) -> float:
         """``Wed Jul 17 23:20:45 2013`` or ``Sat Jul 20 21:34:49.453232 2013`` (Apache, clamd)."""
-        cached = self._cache.get(text)
+        cached = self.cache.get(text)
         if cached is not None:
             return cached
         parts = text.split()
@@ -153,7 +153,7 @@ class TimeReader:
 
     def dashed(self, text: str) -> float:
         """fail2ban ``2006-02-13 15:52:30,388`` (local time)."""
-        cached = self._cache.get(text)
+        cached = self.cache.get(text)
         if cached is not None:
             return cached
         date, _, clock = text.partition(" ")
