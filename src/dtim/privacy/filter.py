@@ -31,7 +31,7 @@ from dtim.privacy.scrub import Scrubber, SensitiveTerms
 from dtim.privacy.shareable import Shareable, _issue
 from dtim.privacy.warninglists import Warninglist, WarninglistHit, Warninglists
 
-_CACHE_LIMIT = 65536
+DEFAULT_CACHE_SIZE = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +72,7 @@ class PrivacyFilter:
         noise: Laplace noise source for ``dp_epsilon`` (default: keyed, random secret).
         terms: further internal terms to strip (besides the policy's org names and
             redact terms and whatever :meth:`learn` adds).
+        cache_size: how many tag and tag-set verdicts to remember.
     """
 
     def __init__(
@@ -82,8 +83,10 @@ class PrivacyFilter:
         extra_lists: Iterable[Warninglist] = (),
         noise: NoiseSource | None = None,
         terms: Iterable[str] = (),
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         self.policy = policy
+        self.cache_size = cache_size
         self.warninglists = warninglists or Warninglists.for_policy(policy, extra_lists)
         self.terms = SensitiveTerms((*policy.org_names, *policy.redact_terms, *terms))
         self.scrubber = Scrubber(self.warninglists, self.terms)
@@ -194,7 +197,7 @@ class PrivacyFilter:
         """Why a tag must be dropped, or None to keep it (cached per tag)."""
         verdict = self._tag_verdicts.get(tag, "")
         if verdict == "":
-            if len(self._tag_verdicts) >= _CACHE_LIMIT:
+            if len(self._tag_verdicts) >= self.cache_size:
                 self._tag_verdicts.clear()
             verdict = self._tag_verdicts[tag] = self.scrubber.text_leak(tag)
         return verdict
@@ -203,7 +206,7 @@ class PrivacyFilter:
         """The tags that pass, in order (cached per tag set: sets repeat a lot)."""
         kept = self._tag_sets.get(tags)
         if kept is None:
-            if len(self._tag_sets) >= _CACHE_LIMIT:
+            if len(self._tag_sets) >= self.cache_size:
                 self._tag_sets.clear()
             kept = self._tag_sets[tags] = tuple(t for t in tags if self.tag_verdict(t) is None)
         return kept

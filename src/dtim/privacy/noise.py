@@ -50,7 +50,7 @@ _UNIT_SECONDS = {
 }
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FLOORED: dict[int, datetime] = {}
-_CACHE_LIMIT = 100_000
+_CACHE_LIMIT = 10_000
 
 
 def coarsen(moment: datetime, precision: TimestampPrecision) -> datetime:

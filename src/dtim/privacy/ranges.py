@@ -12,8 +12,9 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import socket
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Iterable
+from itertools import accumulate
 from typing import Generic, TypeVar
 
 from dtim.errors import ValidationError
@@ -68,15 +69,16 @@ class RangeTable(Generic[T]):
         self._labels = labels
         # For 32-bit spaces, a table of where each /16 begins narrows every bisect
         # to a handful of segments: large lists stay fast despite cache misses.
-        self._shift = bits - INDEX_BITS if bits <= IPV4_BITS else None
-        self._index = (
-            [
-                bisect_left(starts, prefix << (bits - INDEX_BITS))
-                for prefix in range((1 << INDEX_BITS) + 1)
-            ]
-            if bits <= IPV4_BITS
-            else []
-        )
+        self._shift: int | None = None
+        self._index: list[int] = []
+        if bits <= IPV4_BITS:
+            # _index[p] = how many segments start below prefix p = first segment of prefix p.
+            shift = bits - INDEX_BITS
+            counts = [0] * ((1 << INDEX_BITS) + 1)
+            for start in starts:
+                counts[(start >> shift) + 1] += 1
+            self._shift = shift
+            self._index = list(accumulate(counts))
 
     def __len__(self) -> int:
         """Number of disjoint segments."""

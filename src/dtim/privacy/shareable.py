@@ -2,8 +2,10 @@
 
 Gossip payloads, the public endpoint, TAXII and exports accept ``Shareable``
 and nothing else. Only :mod:`dtim.privacy.filter` can build one: the
-constructor demands a private token, and the tuple helpers that would build a
-modified copy (``_replace``, ``_make``, ``copy``) refuse.
+constructor always refuses (the filter goes through the package-private
+``_issue``), and the tuple helpers that would build a modified copy
+(``_replace``, ``_make``, pickling) refuse too. This guards against mistakes,
+not against code that deliberately calls ``tuple.__new__``.
 
 It is an immutable named tuple because one is built for every indicator that
 leaves (a million per export): that is five times cheaper than a frozen dataclass.
@@ -32,16 +34,9 @@ LEVEL_FIELDS: dict[PrivacyLevel, tuple[str, ...]] = {
 """The exact JSON keys a :class:`Shareable` has at each level."""
 
 _ISO: dict[datetime, str] = {}
-_ISO_LIMIT = 100_000
+_ISO_LIMIT = 10_000
 
 
-class _Token:
-    """Proof that the privacy filter built the object."""
-
-    __slots__ = ()
-
-
-_FILTER_TOKEN = _Token()
 _new_tuple = tuple.__new__
 
 
@@ -70,15 +65,13 @@ class Shareable(_Fields):
 
     __slots__ = ()
 
-    def __new__(cls, token: _Token, *fields: Any) -> Shareable:  # final class
-        """Refuse anyone without the filter's token.
+    def __new__(cls, *fields: Any) -> Shareable:
+        """Refuse: only the privacy filter makes these.
 
         Raises:
-            PrivacyError: not called by the privacy filter.
+            PrivacyError: always.
         """
-        if token is not _FILTER_TOKEN:
-            raise PrivacyError("a Shareable can only be made by the privacy filter")
-        return tuple.__new__(cls, fields)
+        raise PrivacyError("a Shareable can only be made by the privacy filter")
 
     @classmethod
     def _make(cls, iterable: Iterable[Any]) -> NoReturn:  # type: ignore[override]  # refuses by design
@@ -161,7 +154,7 @@ def _issue(
     Identity and marking are copied from ``source``; everything else must be
     the already sanitized values (None for fields the level does not share).
     """
-    # tuple.__new__ skips the token check of Shareable.__new__: this *is* the filter.
+    # tuple.__new__ skips Shareable.__new__, which refuses everyone else.
     return _new_tuple(
         Shareable,
         (

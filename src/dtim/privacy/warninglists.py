@@ -207,6 +207,12 @@ def _classify(entry: str, origin: str, line: int) -> tuple[str, str]:
         ) from None
 
 
+@lru_cache(maxsize=64)
+def _network_bounds(wlist: Warninglist) -> tuple[tuple[str, int, int, int], ...]:
+    # Parsing is most of the cost of building lists; shipped lists are parsed once.
+    return tuple((entry, *parse_network(entry)) for entry in wlist.networks)
+
+
 def policy_lists(policy: PrivacyPolicy) -> tuple[Warninglist, ...]:
     """The lists a policy adds: own networks, own domains and extra config entries."""
     config_networks: list[str] = []
@@ -243,8 +249,7 @@ class Warninglists:
             ctx: {} for ctx in (*APPLIES_TO, "text")
         }
         for wlist in self.lists:
-            for entry in wlist.networks:
-                version, start, end = parse_network(entry)
+            for entry, version, start, end in _network_bounds(wlist):
                 intervals[version].append((start, end, self._hit(wlist, entry)))
             contexts = set(wlist.applies_to)
             if "url" in contexts:
