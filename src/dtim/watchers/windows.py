@@ -77,8 +77,8 @@ class Tracker:
         self.max_keys = max(2, max_keys)
         self.evidence_lines = evidence_lines
         self.distinct = distinct
-        self._current: dict[str, float | _Counter] = {}
-        self._previous: dict[str, float | _Counter] = {}
+        self._current: dict[str | int, float | _Counter] = {}
+        self._previous: dict[str | int, float | _Counter] = {}
         self._horizon = float("-inf")
         self._span = rule.span
 
@@ -103,7 +103,7 @@ class Tracker:
         else:
             self._previous, self._current = self._current, {}
 
-    def hit(self, key: str, ts: float, line: str, value: str | None = None) -> Firing | None:
+    def hit(self, key: str | int, ts: float, line: str, value: str | None = None) -> Firing | None:
         """Count one event of ``key`` at log time ``ts``; a Firing when the threshold is crossed."""
         rule = self.rule
         if not rule.enabled:
@@ -143,7 +143,7 @@ class Tracker:
         return counter
 
     def _count(
-        self, counter: _Counter, key: str, ts: float, line: str, value: str | None
+        self, counter: _Counter, key: str | int, ts: float, line: str, value: str | None
     ) -> Firing | None:
         rule = self.rule
         if counter.muted_until > ts:
@@ -183,7 +183,7 @@ class Tracker:
             return None
         firing = Firing(
             rule=rule,
-            key=key,
+            key=str(key),
             count=count,
             first=min(first, ts),
             last=ts,
