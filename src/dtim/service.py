@@ -3,26 +3,62 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
+import base64
+import contextlib
+import logging
+import random
+import signal
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import ASGIApp
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from dtim import __version__
 from dtim.api.health import health_router
 from dtim.api.metrics import metrics_router
+from dtim.api.mtls import TLSExtensionMixin
+from dtim.api.peer import PeerApi, PublicIndicators, build_peer_app
 from dtim.config import NodeHome
-from dtim.crypto.identity import create_identity, load_identity
+from dtim.crypto.auditlog import AuditLog
 from dtim.crypto.evidence import seal_evidence
+from dtim.crypto.identity import NodeIdentity, create_identity, load_identity, verify_ed25519
 from dtim.crypto.keyfiles import write_secret
 from dtim.crypto.keyring import Keyring
 from dtim.crypto.passwords import hash_password, new_password
-from dtim.crypto.tls import issue_node_certificates
-from dtim.errors import DTIMError
-from dtim.model import Sighting, SystemClock, TailPosition
+from dtim.crypto.signatures import MessageSigner, RequestVerifier
+from dtim.crypto.tls import PeerTrust, issue_node_certificates
+from dtim.errors import ConfigError, DTIMError, GossipError, SignatureError, ValidationError
+from dtim.gossip.corroboration import NewReportQuota
+from dtim.gossip.dandelion import DandelionConfig, Router
+from dtim.gossip.inbox import Inbox, subject_of
+from dtim.gossip.outbox import REPORTER_SECRET_LABEL, reporter_secret
+from dtim.gossip.peers import (
+    DefaultPeer,
+    PeerControls,
+    PeerDirectory,
+    PeerSnapshot,
+    add_peer,
+    adopt_default_peer,
+    peer_json,
+    peer_listing,
+    set_status,
+)
+from dtim.gossip.protocol import decode_item
+from dtim.gossip.report import ItemId, Report
+from dtim.gossip.reputation import Reputation
+from dtim.gossip.responder import Responder
+from dtim.gossip.sync import GossipLoop, RoundSettings
+from dtim.gossip.transport import HttpTransport, NodeInfo, fetch_node_info, node_document
+from dtim.gossip.views import ItemIndex
+from dtim.model import Clock, PeerId, PeerStatus, Sighting, SystemClock, TailPosition
+from dtim.model.indicator import JsonValue
 from dtim.store import Store
+from dtim.store.gossip import GossipStore
 
 ADMIN_PASSWORD_FILE = "admin.argon2"
 
@@ -85,22 +121,65 @@ def build_admin_app(store: Store) -> FastAPI:
 
 
 async def run_node(home: NodeHome) -> None:
-    """Run a node until SIGINT or SIGTERM: store, admin listener and background tasks."""
-    load_identity(home.keys_dir)  # fail before listening if the identity is unusable
+    """Run a node until SIGINT or SIGTERM.
+
+    Starts: the peer API on ``network.listen_address:listen_port`` (HTTPS,
+    mutual TLS trusting exactly the approved peers' pinned CAs, signed
+    requests), the admin listener, the peers refresher (approve/revoke apply
+    within a second), the adoption of ``network.default_peers``, the gossip
+    rounds and the aging sweeper. Any of them failing stops the node.
+    """
+    _log_to_stderr()
+    identity = load_identity(home.keys_dir)  # fail before listening if the identity is unusable
+    clock = SystemClock()
     store = open_store(home)
     await store.connect()
-    admin = uvicorn.Server(
-        uvicorn.Config(
-            build_admin_app(store),
-            host=home.settings.admin.listen_address,
-            port=home.settings.admin.listen_port,
-            log_level="warning",
-            lifespan="off",
-        )
+    audit = AuditLog(
+        home.encrypted_logs, Keyring.load_or_create(home.keys_dir, now=clock.now()), clock
     )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    servers: list[uvicorn.Server] = []
+    tasks: list[asyncio.Task[Any]] = []
+    gossip: GossipRuntime | None = None
     try:
-        await admin.serve()
+        gossip = await build_gossip(home, store, identity, audit, clock)
+        servers = [
+            _NodeServer(
+                uvicorn.Config(
+                    build_admin_app(store),
+                    host=home.settings.admin.listen_address,
+                    port=home.settings.admin.listen_port,
+                    log_level="warning",
+                    lifespan="off",
+                )
+            ),
+            _NodeServer(gossip.server_config(home)),
+        ]
+        tasks = [
+            spawn(servers[0].serve(), name="admin-api"),
+            spawn(servers[1].serve(), name="peer-api"),
+        ]
+        tasks += [spawn(work, name=name) for name, work in gossip.background()]
+        _audit(audit, {"event": "node_started", "node": identity.node_id})
+        await _until_stopped(stop, tasks)
     finally:
+        for server in servers:
+            server.should_exit = True
+        serving = tasks[:2]
+        if serving:
+            await asyncio.wait(serving, timeout=5)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        if gossip is not None:
+            await gossip.close()
+        _audit(audit, {"event": "node_stopped", "node": identity.node_id})
+        audit.close()
         await store.close()
 
 
@@ -225,3 +304,363 @@ async def run_registry(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await runtime.close()
+
+
+# -- gossip (issue 6): peer API over mTLS, peers, rounds, aging sweeper ----------------------
+
+
+class _PeerProtocol(TLSExtensionMixin, H11Protocol):
+    """uvicorn's h11 protocol with the ASGI TLS extension (the client certificate in the scope)."""
+
+
+class _NodeServer(uvicorn.Server):
+    """A uvicorn server that leaves SIGINT/SIGTERM to :func:`run_node`, which stops every server."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Do not install signal handlers (uvicorn's would stop only one of the servers)."""
+        yield
+
+
+async def _until_stopped(stop: asyncio.Event, tasks: list[asyncio.Task[Any]]) -> None:
+    """Return on SIGINT/SIGTERM; raise the error of the first task that fails (tasks may end)."""
+    waiter = spawn(stop.wait(), name="stop-signal")
+    running = {waiter, *tasks}
+    try:
+        while not stop.is_set():
+            done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not waiter and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]  # checked not None just above
+    finally:
+        waiter.cancel()
+
+
+def _log_to_stderr() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        for noisy in ("httpx", "httpcore", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _audit(audit: AuditLog, event: dict[str, JsonValue]) -> None:
+    try:
+        audit.append(event)
+    except DTIMError as exc:
+        logging.getLogger("dtim").warning("audit log write failed: %s", exc)
+
+
+@dataclass
+class GossipRuntime:
+    """The gossip half of a running node, built by :func:`build_gossip`."""
+
+    loop: GossipLoop
+    directory: PeerDirectory
+    transport: HttpTransport
+    trust: PeerTrust
+    app: ASGIApp
+    defaults: tuple[DefaultPeer, ...]
+    items: GossipStore
+    audit: AuditLog
+    api: PeerApi
+
+    def server_config(self, home: NodeHome) -> uvicorn.Config:
+        """uvicorn settings of the peer API: HTTPS with the runtime mTLS trust set."""
+        context = self.trust.listener_context()
+        return uvicorn.Config(
+            self.app,
+            host=home.settings.network.listen_address,
+            port=home.settings.network.listen_port,
+            http=_PeerProtocol,
+            ssl_context_factory=lambda _config, _default: context,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ws="none",
+            timeout_keep_alive=30,
+        )
+
+    def background(self) -> list[tuple[str, Coroutine[Any, Any, Any]]]:
+        """The node's gossip tasks, by name."""
+        return [
+            ("peers-refresh", self.directory.run()),
+            ("default-peers", self.adopt_defaults()),
+            ("gossip-rounds", self.loop.run()),
+            ("aging-sweeper", self.loop.sweep_forever()),
+        ]
+
+    async def adopt_defaults(self) -> None:
+        """Bring ``network.default_peers`` into the store, retrying unreachable ones later."""
+        log = logging.getLogger("dtim.gossip.peers")
+        waiting = list(self.defaults)
+        delay = 1.0
+        while waiting:
+            known = {p.endpoint.rstrip("/"): p for p in self.directory.snapshot.peers.values()}
+            for entry in list(waiting):
+                peer = known.get(entry.endpoint)
+                if (
+                    peer is not None
+                    and self.directory.pin(peer.id)
+                    and (entry.public_key is None or peer.public_key == entry.public_key)
+                ):
+                    waiting.remove(entry)
+                    continue
+                try:
+                    await adopt_default_peer(
+                        self.items.store,
+                        self.items,
+                        entry,
+                        fetch=_fetcher(self.loop.settings.request_timeout),
+                        now=self.loop.clock.now(),
+                        audit=self.audit,
+                    )
+                except GossipError as exc:
+                    log.info("default peer %s not adopted yet: %s", entry.endpoint, exc)
+                    continue
+                waiting.remove(entry)
+            await self.directory.refresh(force=True)
+            if waiting:
+                await asyncio.sleep(delay)
+                delay = min(60.0, delay * 2)
+
+    async def close(self) -> None:
+        """Stop sessions and close connections to peers."""
+        await self.loop.close()
+        await self.transport.close()
+
+
+def _fetcher(seconds: float) -> Callable[[str], Awaitable[NodeInfo]]:
+    async def fetch(url: str) -> NodeInfo:
+        return await fetch_node_info(url, seconds=seconds)
+
+    return fetch
+
+
+def _tombstone_verifier(
+    identity: NodeIdentity, directory: PeerDirectory
+) -> Callable[[str, bytes, str], bool]:
+    def verify(issuer: str, payload: bytes, signature: str) -> bool:
+        if issuer == identity.node_id:
+            key = identity.public_key_b64
+        else:
+            peer = directory.get(issuer)
+            if peer is None or not peer.public_key:
+                return False
+            key = peer.public_key
+        try:
+            verify_ed25519(key, base64.b64decode(signature, validate=True), payload)
+        except (SignatureError, ValueError):
+            return False
+        return True
+
+    return verify
+
+
+async def build_gossip(
+    home: NodeHome,
+    store: Store,
+    identity: NodeIdentity,
+    audit: AuditLog,
+    clock: Clock,
+    *,
+    origin_hiding: bool = True,
+) -> GossipRuntime:
+    """Wire the gossip half of a node from its settings (store connected; nothing listens yet).
+
+    Args:
+        origin_hiding: new own reports walk the Dandelion++ stem first (tests may turn it off).
+
+    Raises:
+        ConfigError: a bad ``network.default_peers`` entry, privacy or aging setting.
+        CryptoError: the node certificate, key or CA is unusable.
+    """
+    from dtim.web.node import decay_model_for, privacy_filter_for
+
+    network = home.settings.network
+    try:
+        defaults = tuple(DefaultPeer.parse(entry) for entry in network.default_peers)
+    except ValidationError as exc:
+        raise ConfigError(exc.reason, key="network.default_peers") from None
+    privacy = privacy_filter_for(home)
+    model = decay_model_for(home)
+    items = GossipStore(store)
+    trust = PeerTrust(home.tls_cert, home.tls_key)
+    directory = PeerDirectory(store, items, trust=trust.set_peers)
+    index = ItemIndex(
+        privacy,
+        model,
+        secret=reporter_secret(identity.sign(REPORTER_SECRET_LABEL)),
+        verify=_tombstone_verifier(identity, directory),
+    )
+    reputation = Reputation(clock)
+    transport = HttpTransport(
+        identity,
+        home.tls_cert,
+        home.tls_key,
+        pins=directory.pin,
+        timeout=network.request_timeout_seconds,
+        clock=clock,
+    )
+    rng = random.SystemRandom()
+
+    async def peers_changed(old: PeerSnapshot, new: PeerSnapshot) -> None:
+        before = {p.id for p in old.approved()}
+        now_approved = {p.id: p for p in new.approved()}
+        for peer_id in before - set(now_approved):
+            reputation.remove(PeerId(peer_id))
+            await transport.forget(peer_id)
+        for peer_id, peer in now_approved.items():
+            if peer_id not in before:
+                reputation.approve(PeerId(peer_id), issuer=new.pins.get(peer_id))
+            if old.pins.get(peer_id) != new.pins.get(peer_id) or (
+                old.peers.get(peer_id) and old.peers[peer_id].endpoint != peer.endpoint
+            ):
+                await transport.forget(peer_id)
+
+    directory.on_change(peers_changed)
+    await directory.refresh(force=True)
+    await _load_items(index, items, clock)
+    inbox = Inbox(
+        index,
+        store,
+        items,
+        node_id=identity.node_id,
+        quota=NewReportQuota(network.max_new_reports_per_peer),
+        clock=clock,
+        reputation=reputation,
+        audit=audit,
+    )
+    loop = GossipLoop(
+        index=index,
+        inbox=inbox,
+        directory=directory,
+        transport=transport,
+        store=store,
+        items=items,
+        settings=RoundSettings(
+            network.gossip_interval_seconds,
+            network.peers_per_round,
+            network.request_timeout_seconds,
+        ),
+        clock=clock,
+        spawn=lambda work, name: spawn(work, name=name),
+        audit=audit,
+        reputation=reputation,
+        router=Router(DandelionConfig(interval_seconds=network.gossip_interval_seconds), clock, rng)
+        if origin_hiding
+        else None,
+        rng=rng,
+    )
+    endpoint = network.public_endpoint or f"https://{network.listen_address}:{network.listen_port}"
+    document = node_document(
+        identity,
+        endpoint=endpoint,
+        ca_pem=home.tls_ca.read_text(encoding="ascii"),
+        software=f"dtim/{__version__}",
+    )
+    api = PeerApi(
+        document=lambda: document,
+        node=loop,
+        responder=Responder(index, clock=clock),
+        directory=directory,
+        public=PublicIndicators(items, privacy, model, clock),
+        audit=audit,
+        readiness=lambda: _store_ready(store),
+    )
+    verifier = RequestVerifier(
+        identity.node_id,
+        directory,
+        window_seconds=home.settings.security.signature_window_seconds,
+        clock=clock,
+    )
+    app = build_peer_app(
+        api,
+        trust=trust,
+        verifier=verifier,
+        signer=MessageSigner(identity, clock=clock),
+        max_body_bytes=network.max_body_bytes,
+        audit=audit,
+    )
+    return GossipRuntime(loop, directory, transport, trust, app, defaults, items, audit, api)
+
+
+async def _load_items(index: ItemIndex, items: GossipStore, clock: Clock) -> None:
+    log = logging.getLogger("dtim.gossip")
+    skipped = 0
+    for stored in await items.load_items(int(clock.now().timestamp())):
+        try:
+            item = decode_item(orjson.loads(stored.body))
+            index.add_received(
+                ItemId(stored.item_id),
+                item,
+                relay=stored.relay,
+                subject=subject_of(item) if isinstance(item, Report) else None,
+            )
+        except (DTIMError, orjson.JSONDecodeError):
+            skipped += 1
+    if skipped:
+        log.warning("skipped %d stored gossip item(s) that no longer check out", skipped)
+
+
+def peer_control(
+    home: NodeHome, store: Store, directory: PeerDirectory | None = None
+) -> PeerControls:
+    """The admin API's peer actions (approve pins the CA; a running node applies them at once)."""
+    return PeerControls(
+        store,
+        GossipStore(store),
+        fetch=_fetcher(home.settings.network.request_timeout_seconds),
+        directory=directory,
+    )
+
+
+# -- peers CLI (issue 6): ``dtim peers list|add|approve|reject|revoke`` -------------------------
+
+
+async def peers_command(home: NodeHome, action: str, target: str | None = None) -> JsonValue:
+    """Run one ``dtim peers`` action against the home's store; returns its JSON result.
+
+    Args:
+        action: ``list``, ``add`` (target: URL), ``approve``, ``reject`` or ``revoke`` (target: id).
+
+    Raises:
+        ValidationError: unknown peer or action.
+        GossipError: ``add``/``approve`` could not reach or confirm the peer.
+    """
+    clock = SystemClock()
+    timeout = home.settings.network.request_timeout_seconds
+    async with open_store(home) as store:
+        items = GossipStore(store)
+        if action == "list":
+            return await peer_listing(store, items)
+        audit = AuditLog(
+            home.encrypted_logs, Keyring.load_or_create(home.keys_dir, now=clock.now()), clock
+        )
+        try:
+            if action == "add":
+                if not target:
+                    raise ValidationError("url", "peers add needs the peer's URL")
+                info = await fetch_node_info(target, seconds=timeout)
+                peer = await add_peer(
+                    store, items, info, endpoint=target, now=clock.now(), audit=audit
+                )
+                return {
+                    **peer_json(peer, await items.pinned_cas()),
+                    "software": info.software,
+                    "ca_fingerprint": info.ca_fingerprint,
+                }
+            status = {
+                "approve": PeerStatus.APPROVED,
+                "reject": PeerStatus.REJECTED,
+                "revoke": PeerStatus.REVOKED,
+            }.get(action)
+            if status is None or not target:
+                raise ValidationError("action", f"unknown peers action {action!r}")
+            peer = await set_status(
+                store, items, target, status, now=clock.now(), audit=audit, fetch=_fetcher(timeout)
+            )
+            return peer_json(peer, await items.pinned_cas())
+        finally:
+            audit.close()

@@ -1,0 +1,309 @@
+"""Taking items from a peer: checks, caps, the CRDT merge and the store.
+
+Every item a peer delivers — pushed to the gossip endpoint, pulled after a
+reconciliation session, or stemmed — goes through :meth:`Inbox.accept`:
+
+1. already held (or one of our own reports): a duplicate, nothing to do;
+2. dead on arrival (its expiry or our decay curve says so): refused, so
+   purged indicators never come back;
+3. malformed for its kind, a TLP:RED report that does not name this node,
+   or a tombstone whose signature does not verify: invalid, counted against
+   the sender;
+4. on a warninglist (own networks, reserved ranges, benign infrastructure):
+   refused and counted against the sender;
+5. beyond the sender's quota of new reports this round: deferred (the next
+   session offers them again);
+6. otherwise stored (``gossip_items``), merged (set union), and the
+   indicator's merged view written to the indicators table, with the
+   corroboration caps applied. AMBER and RED are stored without recipients
+   and marked never to be relayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from dtim.errors import CryptoError, DTIMError, SignatureError, ValidationError
+from dtim.gossip.corroboration import NewReportQuota
+from dtim.gossip.merge import View, admissible, deadline
+from dtim.gossip.outbox import GOSSIP_SOURCE
+from dtim.gossip.report import Item, ItemId, Report, Tombstone, encode, item_id
+from dtim.gossip.reputation import Reputation
+from dtim.gossip.views import ItemIndex
+from dtim.model import Clock, Indicator, PeerId, Scope, Tlp, make_indicator
+from dtim.model.indicator import JsonValue
+from dtim.store import Store
+from dtim.store.gossip import GossipStore, StoredItem
+
+log = logging.getLogger("dtim.gossip")
+
+
+class AuditSink(Protocol):
+    """Where security events go (a :class:`dtim.crypto.auditlog.AuditLog`)."""
+
+    def append(self, event: Mapping[str, JsonValue]) -> None:
+        """Record one event."""
+        ...
+
+
+def record(audit: AuditSink | None, event: Mapping[str, JsonValue]) -> None:
+    """Append to the audit log; a failing log is reported, never fatal to gossip."""
+    if audit is None:
+        return
+    try:
+        audit.append(event)
+    except CryptoError as exc:
+        log.warning("audit log write failed: %s", exc)
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What became of a delivery.
+
+    Attributes:
+        new: ids of items stored now.
+        seen: ids of every well-formed item delivered (new and duplicates).
+        duplicates: items already held.
+        expired: items dead on arrival.
+        invalid: malformed items, RED not naming us, tombstones that do not verify.
+        warninglisted: items refused by a warninglist.
+        deferred: new items beyond the sender's quota this round.
+    """
+
+    new: tuple[ItemId, ...] = ()
+    seen: tuple[ItemId, ...] = ()
+    duplicates: int = 0
+    expired: int = 0
+    invalid: int = 0
+    warninglisted: int = 0
+    deferred: int = 0
+
+    @property
+    def received(self) -> int:
+        """How many items were new and stored."""
+        return len(self.new)
+
+
+@dataclass
+class _Sorting:
+    fresh: list[tuple[ItemId, Item, Indicator | None]] = field(default_factory=list)
+    seen: list[ItemId] = field(default_factory=list)
+    duplicates: int = 0
+    expired: int = 0
+    invalid: list[str] = field(default_factory=list)
+    warninglisted: list[str] = field(default_factory=list)
+
+
+def subject_of(report: Report) -> Indicator:
+    """The indicator a received report describes, as the node stores it.
+
+    AMBER and RED lose their recipients: stored without any, they can never
+    reach anyone again (the privacy filter finds no recipient to match).
+
+    Raises:
+        ValidationError: the report's type or value is not acceptable here.
+    """
+    moment = datetime.fromtimestamp(report.bucket, UTC)
+    return make_indicator(
+        report.value,
+        report.type,
+        now=moment,
+        confidence=report.confidence,
+        tags=report.tags,
+        tlp=report.tlp,
+        scope=Scope.PRIVATE,
+        sources=(GOSSIP_SOURCE,),
+        first_seen=moment,
+        last_seen=moment,
+    )
+
+
+def indicator_from_view(view: View, *, sightings: int, now: datetime) -> Indicator:
+    """The indicators-table row for a merged view (confidence = the capped ``base``)."""
+    return make_indicator(
+        view.value,
+        view.type,
+        now=now,
+        confidence=view.base,
+        tags=view.tags,
+        tlp=view.tlp,
+        scope=Scope.PRIVATE,
+        sources=(GOSSIP_SOURCE,),
+        sightings=max(1, sightings),
+        first_seen=view.first_seen,
+        last_seen=view.last_seen,
+    )
+
+
+class Inbox:
+    """Accepts items from peers into the index, the gossip table and the indicators table.
+
+    Args:
+        index: the node's items.
+        store: the indicators store.
+        items: the gossip tables.
+        node_id: this node's id (a TLP:RED report must name it).
+        quota: new reports per peer per round.
+        clock: time.
+        reputation: penalties and credits per peer (optional).
+        audit: the audit log (optional).
+    """
+
+    def __init__(
+        self,
+        index: ItemIndex,
+        store: Store,
+        items: GossipStore,
+        *,
+        node_id: str,
+        quota: NewReportQuota,
+        clock: Clock,
+        reputation: Reputation | None = None,
+        audit: AuditSink | None = None,
+    ) -> None:
+        self.index = index
+        self.store = store
+        self.items = items
+        self.node_id = node_id
+        self.quota = quota
+        self.clock = clock
+        self.reputation = reputation
+        self.audit = audit
+        self._lock = asyncio.Lock()
+
+    async def accept(self, sender: PeerId, delivered: Sequence[Item], *, via: str) -> Receipt:
+        """Check, store and merge what ``sender`` delivered.
+
+        Args:
+            sender: the approved peer that delivered the items.
+            delivered: decoded items.
+            via: ``push``, ``pull`` or ``stem`` (for the audit log).
+
+        Raises:
+            StoreError: the store failed; nothing of this delivery was kept.
+        """
+        async with self._lock:
+            now = self.clock.now()
+            sorting = self._sort(delivered, now)
+            granted = self.quota.take(sender, len(sorting.fresh))
+            fresh = sorting.fresh[:granted]
+            deferred = len(sorting.fresh) - granted
+            stamp = now.timestamp()
+            await self.items.add_items(
+                [
+                    StoredItem(
+                        item_id=key,
+                        stamp=item.timestamp,
+                        indicator_id=item.indicator,
+                        expires=deadline(item, self.index.model),
+                        relay=_relayable(item),
+                        received_from=sender,
+                        received_at=stamp,
+                        body=encode(item),
+                    )
+                    for key, item, _ in fresh
+                ]
+            )
+            added: list[ItemId] = []
+            touched: dict[str, int] = {}
+            for key, item, subject in fresh:
+                if self.index.add_received(key, item, relay=_relayable(item), subject=subject):
+                    added.append(key)
+                    if isinstance(item, Report):
+                        touched[item.indicator] = touched.get(item.indicator, 0) + 1
+            await self._write_indicators(sender, touched, now)
+            self._account(sender, sorting, deferred, via)
+            return Receipt(
+                new=tuple(added),
+                seen=tuple(sorting.seen),
+                duplicates=sorting.duplicates,
+                expired=sorting.expired,
+                invalid=len(sorting.invalid),
+                warninglisted=len(sorting.warninglisted),
+                deferred=deferred,
+            )
+
+    def _sort(self, delivered: Sequence[Item], now: datetime) -> _Sorting:
+        sorting = _Sorting()
+        batch: set[bytes] = set()
+        for item in delivered:
+            key = item_id(item)
+            if key in batch or self.index.known(key):
+                sorting.duplicates += 1
+                sorting.seen.append(key)
+                continue
+            batch.add(key)
+            if not admissible(item, now, self.index.model):
+                sorting.expired += 1
+                continue
+            subject: Indicator | None = None
+            try:
+                if isinstance(item, Tombstone):
+                    self.index.check(item)
+                else:
+                    if item.tlp is Tlp.RED and self.node_id not in item.recipients:
+                        sorting.invalid.append(item.indicator)
+                        continue
+                    subject = subject_of(item)
+            except (ValidationError, SignatureError):
+                sorting.invalid.append(item.indicator)
+                continue
+            if subject is not None and not self.index.privacy.accept_from_peer(subject).accepted:
+                sorting.warninglisted.append(item.indicator)
+                continue
+            sorting.seen.append(key)
+            sorting.fresh.append((key, item, subject))
+        return sorting
+
+    async def _write_indicators(
+        self, sender: PeerId, touched: dict[str, int], now: datetime
+    ) -> None:
+        rows: list[Indicator] = []
+        for indicator, count in touched.items():
+            view = self.index.merged(indicator, now)  # type: ignore[arg-type]  # ids are IndicatorId strings
+            if view is None:
+                continue
+            try:
+                rows.append(indicator_from_view(view, sightings=count, now=now))
+            except DTIMError as exc:
+                log.warning("indicator %s from %s not stored: %s", indicator, sender, exc)
+                continue
+            if self.reputation is not None:
+                self.reputation.record_first_delivery(sender, view.indicator)
+                if view.reporters >= 3:
+                    self.reputation.record_corroborated(view.indicator)
+        if rows:
+            await self.store.upsert_indicators(rows)
+
+    def _account(self, sender: PeerId, sorting: _Sorting, deferred: int, via: str) -> None:
+        if self.reputation is not None:
+            if sorting.invalid:
+                self.reputation.record_invalid(sender, len(sorting.invalid))
+            if sorting.warninglisted:
+                self.reputation.record_warninglist(sender, len(sorting.warninglisted))
+        for reason, ids in (("invalid", sorting.invalid), ("warninglist", sorting.warninglisted)):
+            if ids:
+                log.warning("refused %d %s item(s) from peer %s", len(ids), reason, sender[:16])
+                record(
+                    self.audit,
+                    {
+                        "event": "items_refused",
+                        "peer": sender,
+                        "reason": reason,
+                        "via": via,
+                        "count": len(ids),
+                        "indicators": list(ids[:200]),
+                    },
+                )
+        if deferred:
+            log.info("peer %s is over its quota this round: %d deferred", sender[:16], deferred)
+
+
+def _relayable(item: Item) -> bool:
+    # AMBER, AMBER+STRICT and RED go to their named recipients only, never further.
+    return not item.tlp.needs_recipients

@@ -1,0 +1,440 @@
+"""Anti-entropy: gossip rounds against the store, origin hiding, and the aging sweeper.
+
+Every ``interval`` seconds (± ``jitter``) a round:
+
+1. starts a new quota round (each peer may bring ``max_new_reports`` new reports);
+2. picks up the node's own indicators changed since the last round; a new
+   CLEAR/GREEN report first walks the Dandelion++ stem and stays out of the
+   node's own views until the stem ends (see :mod:`dtim.gossip.dandelion`);
+3. picks ``peers_per_round`` approved peers — the first uniformly at random
+   among all that may be contacted, so a node cannot be surrounded — skipping
+   peers in back-off, quarantined by reputation, or still in a session;
+4. starts one push-pull reconciliation session per chosen peer
+   (:func:`dtim.gossip.client.run_session`) as a background task with a
+   timeout and bounded concurrency, so a slow or dead peer never stalls the
+   round; a failed peer backs off exponentially.
+
+The audit log records, per session, which indicator ids went to which peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from dtim.errors import GossipError, StoreError
+from dtim.gossip.client import SessionOutcome, run_session
+from dtim.gossip.dandelion import Router
+from dtim.gossip.inbox import AuditSink, Inbox, Receipt, record
+from dtim.gossip.outbox import is_local
+from dtim.gossip.peers import Backoff, PeerDirectory
+from dtim.gossip.reconcile import Params
+from dtim.gossip.report import Item, ItemId, Report, item_id
+from dtim.gossip.reputation import Reputation
+from dtim.gossip.transport import GossipTransport
+from dtim.gossip.views import ItemIndex
+from dtim.model import Clock, Indicator, IndicatorId, Peer, PeerId
+from dtim.model.indicator import JsonValue
+from dtim.privacy import Destination
+from dtim.store import Store
+from dtim.store.gossip import GossipStore
+
+log = logging.getLogger("dtim.gossip")
+
+Spawn = Callable[[Coroutine[Any, Any, Any], str], "asyncio.Task[Any]"]
+"""Starts a named background task (``service.spawn``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoundSettings:
+    """Timing and fan-out of gossip rounds.
+
+    Attributes:
+        interval: seconds between rounds (``network.gossip_interval_seconds``).
+        peers_per_round: sessions started per round (``network.peers_per_round``).
+        request_timeout: seconds for each call to a peer.
+        jitter: each wait is ``interval * (1 ± jitter)``.
+        session_timeout: seconds one whole session may take.
+        max_sessions: sessions running at once.
+        backoff_cap: longest back-off of a failing peer, seconds.
+    """
+
+    interval: float
+    peers_per_round: int
+    request_timeout: float
+    jitter: float = 0.2
+    session_timeout: float | None = None
+    max_sessions: int | None = None
+    backoff_cap: float = 600.0
+
+    @property
+    def session_seconds(self) -> float:
+        """The session timeout (default: four request timeouts)."""
+        return self.session_timeout or 4 * self.request_timeout
+
+    @property
+    def concurrency(self) -> int:
+        """Sessions running at once (default: twice the fan-out)."""
+        return self.max_sessions or 2 * self.peers_per_round
+
+
+class GossipLoop:
+    """The rounds of one node, and the entry point for everything peers deliver.
+
+    Args:
+        index: the node's items and views.
+        inbox: accepts what peers deliver.
+        directory: the node's peers.
+        transport: calls to peers.
+        store: the indicators store (own indicators are read from it).
+        items: the gossip tables.
+        settings: round timing and fan-out.
+        clock: time.
+        spawn: starts named background tasks.
+        audit: the audit log.
+        reputation: peer scores (quarantined peers are skipped).
+        router: Dandelion++ stem routing (None: own reports go straight into the views).
+        rng: randomness for peer choice and jitter.
+        params: reconciliation tuning.
+    """
+
+    def __init__(
+        self,
+        *,
+        index: ItemIndex,
+        inbox: Inbox,
+        directory: PeerDirectory,
+        transport: GossipTransport,
+        store: Store,
+        items: GossipStore,
+        settings: RoundSettings,
+        clock: Clock,
+        spawn: Spawn,
+        audit: AuditSink | None = None,
+        reputation: Reputation | None = None,
+        router: Router | None = None,
+        rng: random.Random | None = None,
+        params: Params | None = None,
+    ) -> None:
+        self.index = index
+        self.inbox = inbox
+        self.directory = directory
+        self.transport = transport
+        self.store = store
+        self.items = items
+        self.settings = settings
+        self.clock = clock
+        self.audit = audit
+        self.reputation = reputation
+        self.router = router
+        self.rounds = 0
+        self._spawn = spawn
+        self._rng = rng or random.Random()  # noqa: S311  # peer choice and jitter, not secrets
+        self._params = params
+        self._seq = 0
+        self._busy: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._publishing = asyncio.Lock()
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._backoff = Backoff(settings.interval, settings.backoff_cap, self._rng)
+        self._stems: dict[bytes, IndicatorId] = {}
+        self._released: dict[IndicatorId, bytes] = {}
+        self.outcomes: list[SessionOutcome] = []
+        if router is not None:
+            index.holding = router.holding
+
+    # -- the loop ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run rounds forever (a background task); errors of one round are logged."""
+        while True:
+            try:
+                await self.round()
+            except StoreError as exc:
+                log.warning("gossip round %d: store failed: %s", self.rounds, exc)
+                if self.reputation is not None:
+                    self.reputation.set_unhealthy(True)
+            else:
+                if self.reputation is not None:
+                    self.reputation.set_unhealthy(False)
+            spread = self.settings.interval * self.settings.jitter
+            await asyncio.sleep(self.settings.interval + self._rng.uniform(-spread, spread))
+
+    async def round(self) -> list[Peer]:
+        """One round: publish own indicators, release stems, start sessions; returns the peers."""
+        self.rounds += 1
+        self.inbox.quota.start_round()
+        await self.directory.refresh()
+        self._stem_timers()
+        await self.publish()
+        chosen = self.choose(self.candidates())
+        for peer in chosen:
+            self._busy.add(peer.id)
+            self._track_task(self._spawn(self._session(peer), f"gossip-session-{peer.id[:12]}"))
+        return chosen
+
+    def _track_task(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def settle(self) -> None:
+        """Wait until every session and stem push started so far has finished."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Cancel running sessions and stem pushes."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def candidates(self) -> list[Peer]:
+        """Approved peers that may be contacted now."""
+        now = time.monotonic()
+        return [
+            peer
+            for peer in self.directory.gossipable()
+            if peer.id not in self._busy
+            and self._backoff.ready(peer.id, now)
+            and (self.reputation is None or self.reputation.allowed(peer.id))
+        ]
+
+    def choose(self, candidates: Sequence[Peer]) -> list[Peer]:
+        """``peers_per_round`` peers: the first uniformly at random, the rest least recently met."""
+        if not candidates:
+            return []
+        pool = list(candidates)
+        first = pool.pop(self._rng.randrange(len(pool)))
+        self._rng.shuffle(pool)  # ties broken at random
+        pool.sort(key=lambda p: p.last_contact.timestamp() if p.last_contact else 0.0)
+        return [first, *pool[: max(0, self.settings.peers_per_round - 1)]]
+
+    async def _session(self, peer: Peer) -> None:
+        try:
+            async with self._slots:
+                view = self.index.view_for(peer.id, peer.groups, self.clock.now())
+                outcome = await asyncio.wait_for(
+                    run_session(self.transport, peer, view, self.inbox, params=self._params),
+                    self.settings.session_seconds,
+                )
+        except (GossipError, TimeoutError) as exc:
+            until = self._backoff.failed(peer.id, time.monotonic())
+            if self.reputation is not None:
+                self.reputation.record_session(peer.id, False)
+            log.info(
+                "session with %s failed (%s); next try in %.0f s",
+                peer.id[:16],
+                exc or exc.__class__.__name__,
+                until - time.monotonic(),
+            )
+        except StoreError as exc:
+            log.warning("session with %s: store failed: %s", peer.id[:16], exc)
+        else:
+            self._backoff.succeeded(peer.id)
+            self.outcomes = [*self.outcomes[-99:], outcome]
+            if self.reputation is not None:
+                self.reputation.record_session(peer.id, True)
+            self._seen(outcome.seen)
+            if outcome.pushed:
+                record(
+                    self.audit,
+                    {
+                        "event": "indicators_shared",
+                        "peer": peer.id,
+                        "round": self.rounds,
+                        "via": "push",
+                        "count": outcome.pushed,
+                        "indicators": _ids(outcome.pushed_indicators),
+                    },
+                )
+            score = self.reputation.score(peer.id) if self.reputation is not None else None
+            try:
+                await self.items.touch_peer(peer.id, last_contact=self.clock.now(), score=score)
+            except StoreError as exc:
+                log.warning("cannot record contact with %s: %s", peer.id[:16], exc)
+        finally:
+            self._busy.discard(peer.id)
+
+    # -- own indicators ---------------------------------------------------------------
+
+    async def publish(self) -> int:
+        """Track own indicators changed since the last call; returns how many.
+
+        Rounds call it, and so does the peer API before it answers a session,
+        so a peer always reconciles against the node's current indicators.
+        """
+        changed = 0
+        async with self._publishing:
+            while True:
+                rows = await self.store.changed_since(self._seq, limit=2000)
+                if not rows:
+                    return changed
+                for seq, indicator in rows:
+                    self._seq = seq
+                    if is_local(indicator):
+                        self._track(indicator)
+                        changed += 1
+
+    def _track(self, indicator: Indicator) -> None:
+        router = self.router
+        successors = router.successors if router is not None else ()
+        if router is None or not successors or indicator.tlp.needs_recipients:
+            self.index.set_local(indicator)
+            return
+        entry = self.index.set_local(indicator, held=True)
+        successor = self.directory.get(successors[0])
+        made = None
+        if successor is not None:
+            made = entry.report_for(
+                Destination.peer(successor.id, successor.groups),
+                self.index.privacy,
+                secret=self.index.secret,
+                model=self.index.model,
+                now=self.clock.now(),
+            )
+        if made is None:
+            self.index.release(indicator.id)
+            return
+        key, report = made
+        self.index.note_own(key)
+        if self._released.get(indicator.id) == key:
+            self.index.release(indicator.id)  # unchanged report, already out of the stem
+            return
+        if key in self._stems:
+            return  # the same report is still on its way down the stem
+        self._stems[key] = indicator.id
+        target = router.originate(ItemId(key))
+        if target is not None:
+            self._stem_push(target, [report])
+
+    def _stem_push(self, target: PeerId, items: list[Item]) -> None:
+        peer = self.directory.approved(target)
+        if peer is None:
+            return
+
+        async def push() -> None:
+            try:
+                await self.transport.push(peer, items, stem=True)
+            except GossipError as exc:
+                log.info("stem push to %s failed: %s (timers will retry)", peer.id[:16], exc)
+                return
+            record(
+                self.audit,
+                {
+                    "event": "indicators_shared",
+                    "peer": peer.id,
+                    "round": self.rounds,
+                    "via": "stem",
+                    "count": len(items),
+                    "indicators": _ids(item.indicator for item in items),
+                },
+            )
+
+        self._track_task(self._spawn(push(), f"gossip-stem-{peer.id[:12]}"))
+
+    def _stem_timers(self) -> None:
+        router = self.router
+        if router is None:
+            return
+        router.set_peers([PeerId(p.id) for p in self.directory.gossipable()])
+        fluff, resend = router.due()
+        for key in fluff:
+            self._fluffed(key)
+        if fluff:
+            self.index.touch()
+        for key, target in resend:
+            own = self._stems.get(key)
+            entry = self.index.local(own) if own is not None else None
+            report = entry and next(
+                (made[1] for made in entry.reports.values() if made and made[0] == key), None
+            )
+            if isinstance(report, Report):
+                self._stem_push(target, [report])
+
+    def _fluffed(self, key: bytes) -> None:
+        own = self._stems.pop(key, None)
+        if own is not None:
+            self._released[own] = key
+            self.index.release(own)
+
+    def _seen(self, keys: Sequence[bytes]) -> None:
+        if self.router is None:
+            return
+        for key in keys:
+            self.router.seen_in_gossip(ItemId(key))
+            self._fluffed(key)
+
+    # -- what peers deliver -----------------------------------------------------------
+
+    async def receive(self, sender: PeerId, delivered: Sequence[Item], *, stem: bool) -> Receipt:
+        """Accept a push from ``sender`` (a stem hop when ``stem``)."""
+        router = self.router
+        if not stem or router is None:
+            receipt = await self.inbox.accept(sender, delivered, via="push")
+            self._seen(receipt.seen)
+            return receipt
+        routes: dict[bytes, PeerId | None] = {}
+        for item in delivered:
+            key = item_id(item)
+            own = key in self._stems
+            if not self.index.known(key) or own:
+                routes[key] = router.relay(ItemId(key), sender)
+        receipt = await self.inbox.accept(sender, delivered, via="stem")
+        forward: dict[PeerId, list[Item]] = {}
+        accepted = set(receipt.new) | {k for k in routes if k in self._stems}
+        for item in delivered:
+            key = item_id(item)
+            if key not in routes:
+                continue
+            target = routes[key]
+            if key not in accepted:
+                router.seen_in_gossip(ItemId(key))  # refused: do not keep it on the stem
+            elif target is None:
+                self._fluffed(key)
+            else:
+                forward.setdefault(target, []).append(item)
+        self.index.touch()
+        for target, items in forward.items():
+            self._stem_push(target, items)
+        return receipt
+
+    # -- aging ---------------------------------------------------------------------------
+
+    async def sweep(self) -> tuple[int, int]:
+        """Purge dead items and indicators whose confidence decayed to zero.
+
+        Returns:
+            ``(items, indicators)`` purged.
+        """
+        now = self.clock.now()
+        dropped = self.index.purge(now)
+        await self.items.purge_items(int(now.timestamp()))
+        model = self.index.model
+        cutoffs = {kind: (now - lifetime).timestamp() for kind, lifetime in model.lifetimes.items()}
+        fallback = (now - model.fallback).timestamp()
+        gone = await self.items.purge_indicators(cutoffs, fallback)
+        for indicator in gone:
+            self.index.drop_local(IndicatorId(indicator))
+        if dropped or gone:
+            log.info("aging: purged %d item(s) and %d indicator(s)", len(dropped), len(gone))
+        return len(dropped), len(gone)
+
+    async def sweep_forever(self, every: timedelta = timedelta(minutes=1)) -> None:
+        """Run :meth:`sweep` periodically (a background task)."""
+        while True:
+            try:
+                await self.sweep()
+            except StoreError as exc:
+                log.warning("aging sweep failed: %s", exc)
+            await asyncio.sleep(every.total_seconds())
+
+
+def _ids(indicators: Iterable[str]) -> list[JsonValue]:
+    """Sorted distinct indicator ids, as a JSON list for the audit log."""
+    return list(sorted(set(indicators)))

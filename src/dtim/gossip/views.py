@@ -1,0 +1,250 @@
+"""What a node holds for gossip, and the per-peer views that reconciliation runs over.
+
+The :class:`ItemIndex` holds every live item of the node in memory:
+
+* items received from peers (their CRDT merge in a :class:`~dtim.gossip.merge.MergeState`),
+  each with whether it may be relayed: AMBER, AMBER+STRICT and RED never are;
+* the node's own indicators (:class:`~dtim.gossip.outbox.LocalEntry`), whose
+  reports are derived per destination and never stored.
+
+:meth:`ItemIndex.view_for` gives one peer's view: exactly the items that
+peer may receive, decided by the privacy filter for that destination, so
+nothing it may not see ever enters its fingerprints. Items that Dandelion++
+still holds on the stem stay out of every view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from dtim.aging import DecayModel
+from dtim.errors import SignatureError
+from dtim.gossip.corroboration import Caps
+from dtim.gossip.merge import MergeState, Verify, View, deadline
+from dtim.gossip.outbox import LocalEntry
+from dtim.gossip.ranges import SortedItems
+from dtim.gossip.report import Item, ItemId, Tombstone
+from dtim.model import Indicator, IndicatorId
+from dtim.privacy import Destination, PrivacyFilter
+
+Holding = Callable[[ItemId], bool]
+"""True while Dandelion++ keeps an item on the stem (out of every view)."""
+
+
+@dataclass(slots=True)
+class Held:
+    """A received item: may it be relayed, when it dies, and what the privacy filter checks.
+
+    Attributes:
+        item: the report or tombstone.
+        relay: False for AMBER/RED (never passed on) and for anything refused onward.
+        deadline: Unix second from which the item is dead.
+        subject: the indicator a report describes (checked by the filter per destination).
+    """
+
+    item: Item
+    relay: bool
+    deadline: int
+    subject: Indicator | None
+
+
+@dataclass(frozen=True, slots=True)
+class PeerView:
+    """One peer's view: the sorted keys and the items behind them."""
+
+    peer_id: str
+    keys: SortedItems
+    items: Mapping[bytes, Item]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def _never(_item: ItemId) -> bool:
+    return False
+
+
+class ItemIndex:
+    """Every live item of the node, and its per-peer views.
+
+    Args:
+        privacy: the node's privacy filter (decides what each destination may receive).
+        model: the decay model (item deadlines, report expiry).
+        secret: the node's reporter secret (its own reports' token).
+        verify: checks tombstone signatures.
+        caps: corroboration caps for the merged view.
+    """
+
+    def __init__(
+        self,
+        privacy: PrivacyFilter,
+        model: DecayModel,
+        *,
+        secret: bytes,
+        verify: Verify,
+        caps: Caps | None = None,
+    ) -> None:
+        self.privacy = privacy
+        self.model = model
+        self.secret = secret
+        self._verify = verify
+        self.merge = MergeState(verify, caps)
+        self.holding: Holding = _never
+        self._received: dict[ItemId, Held] = {}
+        self._local: dict[IndicatorId, LocalEntry] = {}
+        self._own: set[bytes] = set()
+        self._held_local: set[IndicatorId] = set()
+        self._version = 0
+        self._views: dict[tuple[str, tuple[str, ...]], tuple[int, PeerView]] = {}
+
+    # -- received items -------------------------------------------------------------
+
+    def known(self, key: bytes) -> bool:
+        """True for an item already held, or one of the node's own reports."""
+        return key in self._received or key in self._own
+
+    def check(self, item: Item) -> None:
+        """Raise unless the item could be added (a tombstone must verify).
+
+        Raises:
+            SignatureError: a tombstone whose signature does not verify.
+        """
+        if isinstance(item, Tombstone) and not self._verify(
+            item.issuer, item.signed_payload(), item.signature
+        ):
+            raise SignatureError(f"tombstone for {item.indicator} is not signed by {item.issuer}")
+
+    def add_received(
+        self, key: ItemId, item: Item, *, relay: bool, subject: Indicator | None
+    ) -> bool:
+        """Hold a received item; True when it was new.
+
+        Raises:
+            SignatureError: a tombstone whose signature does not verify.
+        """
+        if self.known(key):
+            return False
+        self.merge.add(item, key)
+        self._received[key] = Held(item, relay, deadline(item, self.model), subject)
+        self._version += 1
+        return True
+
+    def received(self) -> Iterator[tuple[ItemId, Held]]:
+        """Every received item held."""
+        yield from self._received.items()
+
+    def merged(self, indicator: IndicatorId, now: datetime) -> View | None:
+        """The CRDT view of one indicator from the received items."""
+        return self.merge.view(indicator, now)
+
+    # -- own indicators -----------------------------------------------------------------
+
+    def set_local(self, indicator: Indicator, *, held: bool = False) -> LocalEntry:
+        """Track the current state of one of the node's own indicators.
+
+        Args:
+            indicator: the local indicator, as stored.
+            held: keep it out of every view until :meth:`release` (Dandelion++ origin hold).
+        """
+        entry = LocalEntry(indicator)
+        self._local[indicator.id] = entry
+        if held:
+            self._held_local.add(indicator.id)
+        else:
+            self._held_local.discard(indicator.id)
+        self._version += 1
+        return entry
+
+    def local(self, indicator: IndicatorId) -> LocalEntry | None:
+        """The node's own entry for an indicator."""
+        return self._local.get(indicator)
+
+    def release(self, indicator: IndicatorId) -> None:
+        """Let a held local indicator into the views."""
+        if indicator in self._held_local:
+            self._held_local.discard(indicator)
+            self._version += 1
+
+    def is_held(self, indicator: IndicatorId) -> bool:
+        """True while a local indicator is kept out of the views."""
+        return indicator in self._held_local
+
+    def drop_local(self, indicator: IndicatorId) -> None:
+        """Forget a local indicator (purged or deleted)."""
+        if self._local.pop(indicator, None) is not None:
+            self._held_local.discard(indicator)
+            self._version += 1
+
+    def note_own(self, key: bytes) -> None:
+        """Remember an id as one of our own reports (so it is not taken back as received)."""
+        self._own.add(key)
+
+    def touch(self) -> None:
+        """Something the views depend on changed outside the index (a stem was released)."""
+        self._version += 1
+
+    # -- views --------------------------------------------------------------------------
+
+    def view_for(self, peer_id: str, groups: tuple[str, ...], now: datetime) -> PeerView:
+        """Exactly what ``peer_id`` may receive now, as a sorted key set for reconciliation."""
+        cache_key = (peer_id, groups)
+        cached = self._views.get(cache_key)
+        if cached is not None and cached[0] == self._version:
+            return cached[1]
+        destination = Destination.peer(peer_id, groups)
+        moment = int(now.timestamp())
+        chosen: dict[bytes, Item] = {}
+        for indicator_key, entry in self._local.items():
+            if indicator_key in self._held_local:
+                continue
+            made = entry.report_for(
+                destination, self.privacy, secret=self.secret, model=self.model, now=now
+            )
+            if made is None:
+                continue
+            key, report = made
+            self._own.add(key)
+            if deadline(report, self.model) > moment and not self.holding(key):
+                chosen[key] = report
+        for key, held in self._received.items():
+            if not held.relay or held.deadline <= moment or self.holding(key):
+                continue
+            if not self._may_relay(held, destination):
+                continue
+            chosen[key] = held.item
+        view = PeerView(
+            peer_id, SortedItems((item.timestamp, key) for key, item in chosen.items()), chosen
+        )
+        if len(self._views) > 1024:
+            self._views.clear()
+        self._views[cache_key] = (self._version, view)
+        return view
+
+    def _may_relay(self, held: Held, destination: Destination) -> bool:
+        own = self._local.get(held.item.indicator)
+        if own is not None and self.privacy.refusal(own.indicator, destination) is not None:
+            return False  # the node's own marking of the indicator is stricter: it wins
+        if held.subject is not None:
+            return self.privacy.refusal(held.subject, destination) is None
+        return True
+
+    # -- aging ----------------------------------------------------------------------------
+
+    def purge(self, now: datetime) -> list[ItemId]:
+        """Drop every received item past its deadline; returns their ids."""
+        dropped = self.merge.purge(now, self.model)
+        for key in dropped:
+            self._received.pop(key, None)
+        if dropped:
+            self._version += 1
+        return dropped
+
+    def stats(self) -> dict[str, int]:
+        """Counts for status pages."""
+        return {
+            "received": len(self._received),
+            "local": len(self._local),
+            "held": len(self._held_local),
+        }
