@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from dtim.errors import ValidationError
+from dtim.gossip.report import Report
 from dtim.model.ids import IndicatorId, PeerId
 
 TOKEN_BYTES = 16
@@ -106,3 +107,18 @@ class NewReportQuota:
     def remaining(self, peer: PeerId) -> int:
         """How many more new reports ``peer`` may deliver this round."""
         return self.limit - self._used.get(peer, 0)
+
+
+def admission_order(offered: Sequence[Report], held: Callable[[IndicatorId], int]) -> list[Report]:
+    """The order in which to accept new reports when a peer's quota will not take them all.
+
+    Best corroborated first, counting the distinct tokens already held for
+    the indicator (``held``) plus those in this offer, then oldest first.
+    Under a flood of single-source claims, corroborated reports go ahead
+    and the uncorroborated wait for later rounds.
+    """
+    tokens: dict[IndicatorId, set[str]] = {}
+    for report in offered:
+        tokens.setdefault(report.indicator, set()).add(report.reporter)
+    support = {indicator: held(indicator) + len(found) for indicator, found in tokens.items()}
+    return sorted(offered, key=lambda r: (-support[r.indicator], r.bucket))

@@ -76,7 +76,7 @@ class View:
         return current_confidence(self.base, self.type, self.last_seen, now, model)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     reports: dict[ItemId, Report] = field(default_factory=dict)
     tombstones: dict[ItemId, Tombstone] = field(default_factory=dict)
@@ -138,6 +138,11 @@ class MergeState:
         for entry in self._entries.values():
             yield from entry.reports.items()
             yield from entry.tombstones.items()
+
+    def reporters(self, indicator: IndicatorId) -> int:
+        """Distinct reporter tokens held for ``indicator``."""
+        entry = self._entries.get(indicator)
+        return len({r.reporter for r in entry.reports.values()}) if entry else 0
 
     def indicators(self) -> frozenset[IndicatorId]:
         """Indicators with at least one item."""

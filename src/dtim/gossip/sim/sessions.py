@@ -35,6 +35,7 @@ class SessionStats:
     replayed: int = 0
     idle: int = 0
     bytes: int = 0
+    busy_bytes: int = 0
     round_trips: int = 0
 
     @property
@@ -95,6 +96,7 @@ class SessionBook:
             else:
                 transcript = self._rng.choice(runs)
                 self.stats.replayed += 1
+            self.stats.busy_bytes += transcript.bytes
         self.stats.bytes += transcript.bytes
         self.stats.round_trips += transcript.round_trips
         return transcript
