@@ -7,8 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dtim.errors import ValidationError
-from dtim.gossip.corroboration import Caps, NewReportQuota, reporter_token
+from dtim.gossip.corroboration import Caps, NewReportQuota, admission_order, reporter_token
 from dtim.model import PeerId, indicator_id
+from tests.gossip.reports import BUCKET, make_report
 
 FIRST = indicator_id("ipv4", "203.0.113.7")
 SECOND = indicator_id("ipv4", "203.0.113.8")
@@ -63,3 +64,21 @@ def test_quota_per_peer_per_round() -> None:
     assert quota.refused == {a: 201}
     with pytest.raises(ValidationError):
         NewReportQuota(limit=0)
+
+
+def test_admission_order_puts_corroborated_reports_first_then_oldest() -> None:
+    lone_old = make_report("198.51.100.1", bucket=BUCKET - 7200)
+    lone_new = make_report("198.51.100.2")
+    pair = [
+        make_report(
+            "198.51.100.3",
+            reporter=reporter_token(bytes([i]) * 16, indicator_id("ipv4", "198.51.100.3")),
+        )
+        for i in range(2)
+    ]
+    held_once = make_report("198.51.100.4")
+    held = {held_once.indicator: 2}
+    ordered = admission_order([lone_new, lone_old, *pair, held_once], lambda i: held.get(i, 0))
+    assert ordered[0] == held_once
+    assert ordered[1:3] == pair
+    assert ordered[3:] == [lone_old, lone_new]

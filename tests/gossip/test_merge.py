@@ -118,6 +118,8 @@ def test_derived_view() -> None:
     view = state.view(indicator_id("ipv4", VALUES[0]), NOW)
     assert view is not None
     assert view.reporters == 3
+    assert state.reporters(indicator_id("ipv4", VALUES[0])) == 3
+    assert state.reporters(indicator_id("ipv4", VALUES[1])) == 0
     assert view.first_seen == NOW
     assert view.last_seen == NOW + timedelta(hours=5)
     assert view.tags == ("amber", "scan", "ssh")
