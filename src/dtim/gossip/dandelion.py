@@ -157,9 +157,10 @@ class Router:
         epoch = self._current()
         held = self._held.get(item)
         if held is not None and held.origin:
-            # Our own report came round the stem: relay it on, never fluff it here,
-            # or the stem would point straight back at us.
-            return self._route(epoch, inbound) if epoch.successors else None
+            # Our own report came round the stem: send it on to our own successor
+            # (who has seen it from us already), never fluff it here, and never
+            # hand it to a second successor that would then see it come from us.
+            return epoch.own
         if held is not None:
             if held.inbound != inbound or held.arrivals >= self._config.origin_attempts:
                 del self._held[item]  # a loop: end the stem here
