@@ -287,7 +287,7 @@ async def run_registry(
         spawn(runtime.maintain(), name="registry-maintenance"),
         spawn(runtime.federate(), name="registry-federation"),
     ]
-    server = uvicorn.Server(
+    server = _RegistryServer(
         uvicorn.Config(
             runtime.app,
             host=settings.registry.listen_address,
@@ -297,13 +297,32 @@ async def run_registry(
             lifespan="off",
         )
     )
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, server.stop)
     try:
         await server.serve()
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await runtime.close()
+
+
+class _RegistryServer(uvicorn.Server):
+    """uvicorn without its own signal handling: it re-raises the signal after shutting down,
+    which would end the process before the database is closed; run_registry stops it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Leave SIGINT/SIGTERM to :func:`run_registry`."""
+        yield
+
+    def stop(self) -> None:
+        """Finish the requests in flight, then return from ``serve``."""
+        self.should_exit = True
 
 
 # -- gossip (issue 6): peer API over mTLS, peers, rounds, aging sweeper ----------------------

@@ -86,7 +86,9 @@ async def serve_registry(
     """Run a registry from ``home`` on ``database_url`` until the block exits."""
     records = RegistryRecords(database_url)
     await records.connect()
-    app = create_registry_app(records, home.identity, options or RegistryOptions(), clock=clock)
+    # Exact reads by default (no page reuse), so tests see each write at once.
+    chosen = options or RegistryOptions(list_cache_seconds=0)
+    app = create_registry_app(records, home.identity, chosen, clock=clock)
     certs = home.root / "certs"
     tls = server_context(certs / "node.crt", certs / "node.key", client_cert=ClientCertMode.NONE)
     try:

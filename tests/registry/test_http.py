@@ -150,6 +150,20 @@ async def test_verification_can_be_disabled_for_benchmarks_only() -> None:
     assert [i["node_id"] for i in listed] == [identity.node_id]
 
 
+async def test_list_pages_are_gzipped_for_clients_that_accept_it() -> None:
+    async with app_client() as (http, make):
+        async with make() as client:
+            for i in range(6):
+                await client.register(NodeIdentity.generate(), f"https://n{i}.example:3030")
+        # (limit=50: a page the registrations' answers did not already put in the cache)
+        squeezed = await http.get("/api/v1/peers?limit=50", headers={"accept-encoding": "gzip"})
+        plain = await http.get("/api/v1/peers?limit=50", headers={"accept-encoding": "identity"})
+    assert squeezed.headers["content-encoding"] == "gzip"
+    assert "content-encoding" not in plain.headers
+    assert squeezed.json() == plain.json()
+    assert len(plain.json()) == 6
+
+
 def test_token_buckets_refill_and_stay_bounded() -> None:
     buckets = TokenBuckets(Rate(1.0, 2), max_buckets=10)
     assert [buckets.take("a", 0.0) for _ in range(3)] == [0.0, 0.0, 1.0]

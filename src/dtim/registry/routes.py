@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, field
 
 import orjson
 from fastapi import FastAPI, Query, Request
@@ -29,11 +28,9 @@ from starlette.types import ASGIApp
 
 from dtim import __version__
 from dtim.crypto.identity import NodeIdentity, node_id_of
-from dtim.crypto.nonces import MemoryNonceCache
-from dtim.crypto.signatures import PeerKey, RequestVerifier
-from dtim.errors import SignatureError, StoreError, ValidationError
+from dtim.errors import StoreError, ValidationError
 from dtim.model.clock import Clock, SystemClock
-from dtim.model.peer import PeerStatus
+from dtim.registry.admission import Admission
 from dtim.registry.http import (
     JSON,
     AddressLimit,
@@ -42,8 +39,10 @@ from dtim.registry.http import (
     problem_body,
     problem_response,
 )
-from dtim.registry.limits import Rate, TokenBuckets
-from dtim.registry.records import Outcome, Page, RegistryRecords
+from dtim.registry.limits import TokenBuckets
+from dtim.registry.options import RegistryOptions
+from dtim.registry.pages import MIN_GZIP_BYTES, PageCache, ServedPage
+from dtim.registry.records import RegistryRecords
 from dtim.registry.schemas import (
     ErrorModel,
     PeerItem,
@@ -53,15 +52,13 @@ from dtim.registry.schemas import (
     WithdrawalRequest,
     WithdrawalResponse,
 )
-from dtim.registry.statements import (
-    SignedStatement,
-    StatementKind,
-    normalize_endpoint,
-    parse_statement,
-    verify_statement,
-)
+from dtim.registry.statements import StatementKind, normalize_endpoint
+
+__all__ = ["NEXT_SINCE_HEADER", "RegistryOptions", "create_registry_app"]
 
 NEXT_SINCE_HEADER = "x-next-since"
+REGISTRATION_PEERS = 100
+"""Peers in a registration's answer (the seed's ``peers``); the rest via GET /api/v1/peers."""
 _ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorModel, "description": text}
     for code, text in {
@@ -73,170 +70,6 @@ _ERRORS: dict[int | str, dict[str, object]] = {
         429: "Rate limited",
     }.items()
 }
-
-
-@dataclass(frozen=True)
-class RegistryOptions:
-    """How a registry behaves (plain values; ``service`` maps settings onto them).
-
-    Attributes:
-        heartbeat_seconds: nodes refresh this often.
-        missed_heartbeats: entries live this many heartbeats.
-        signature_window_seconds: accepted clock difference of signed requests and statements.
-        page_size: default list page size; ``max_page_size`` caps ``limit``.
-        max_body_bytes: larger request bodies get 413.
-        address_rate: per client address (all requests).
-        key_rate: per registered key (registrations and withdrawals).
-        verify_signatures: False only to measure the cost of verification (benchmarks).
-        federate_with: other registries to pull signed entries from.
-        federation_interval_seconds: pull period (default: a third of the heartbeat).
-    """
-
-    heartbeat_seconds: float = 300.0
-    missed_heartbeats: int = 3
-    signature_window_seconds: int = 300
-    page_size: int = 500
-    max_page_size: int = 1000
-    max_body_bytes: int = 16 * 1024
-    address_rate: Rate = field(default_factory=lambda: Rate(20.0, 200))
-    key_rate: Rate = field(default_factory=lambda: Rate(1 / 30, 10))
-    verify_signatures: bool = True
-    federate_with: tuple[str, ...] = ()
-    federation_interval_seconds: float | None = None
-
-    @property
-    def entry_lifetime(self) -> int:
-        """Lifetime nodes should give their statements: the missed heartbeats."""
-        return int(self.heartbeat_seconds * self.missed_heartbeats)
-
-    @property
-    def max_lifetime(self) -> int:
-        """Longest lifetime accepted (clock skew allowed on top of the entry lifetime)."""
-        return self.entry_lifetime + self.signature_window_seconds
-
-    @property
-    def federation_interval(self) -> float:
-        """Seconds between federation pulls."""
-        return self.federation_interval_seconds or max(1.0, self.heartbeat_seconds / 3)
-
-
-class _ClaimedKey:
-    """The only key a registration may be signed with: the one being registered."""
-
-    def __init__(self, public_key: str) -> None:
-        self.key = PeerKey(
-            node_id_of(base64.b64decode(public_key)), public_key, PeerStatus.APPROVED
-        )
-
-    async def lookup(self, key_id: str) -> PeerKey | None:
-        return self.key if key_id == self.key.key_id else None
-
-
-class _ReplayCache:
-    """The replay cache shared by every request's verifier.
-
-    A verifier is built per request (its only key is the one being registered),
-    so the cache must outlive it. Wrapping it also keeps it truthy:
-    ``RequestVerifier`` takes ``nonces or MemoryNonceCache()``, and an empty
-    ``MemoryNonceCache`` is falsy, which would silently give each request a
-    cache of its own.
-    """
-
-    def __init__(self) -> None:
-        self._cache = MemoryNonceCache()
-
-    async def remember(self, key_id: str, nonce: str, *, now: int, until: int) -> bool:
-        """Record the pair; False when it was seen before."""
-        return await self._cache.remember(key_id, nonce, now=now, until=until)
-
-
-class _Registry:
-    """Request handling shared by the routes."""
-
-    def __init__(
-        self,
-        records: RegistryRecords,
-        identity: NodeIdentity,
-        options: RegistryOptions,
-        clock: Clock,
-    ) -> None:
-        self.records = records
-        self.identity = identity
-        self.options = options
-        self.clock = clock
-        self.nonces = _ReplayCache()
-        self.key_buckets = TokenBuckets(options.key_rate)
-
-    def now(self) -> int:
-        return int(self.clock.now().timestamp())
-
-    async def verify_request(self, request: Request, body: bytes, public_key: str) -> str:
-        """Check the RFC 9421 signature is by ``public_key``; returns its node id."""
-        claimed = _ClaimedKey(public_key)
-        if not self.options.verify_signatures:
-            return claimed.key.key_id
-        verifier = RequestVerifier(
-            self.identity.node_id,
-            claimed,
-            window_seconds=self.options.signature_window_seconds,
-            nonces=self.nonces,
-            clock=self.clock,
-        )
-        raw_path: bytes | None = request.scope.get("raw_path")
-        try:
-            await verifier.verify(
-                method=request.method,
-                path=raw_path.decode("latin-1") if raw_path else request.url.path,
-                query=request.scope.get("query_string", b"").decode("latin-1"),
-                headers=[
-                    (k.decode("latin-1").lower(), v.decode("latin-1"))
-                    for k, v in request.headers.raw
-                ],
-                body=body,
-            )
-        except SignatureError as exc:
-            if exc.reason == "unknown key":
-                raise Problem.signature(
-                    "key not proven: the request must be signed by the key it registers "
-                    f"(keyid {claimed.key.key_id})"
-                ) from None
-            raise Problem.signature(exc.reason) from None
-        wait = self.key_buckets.take(claimed.key.key_id, self.clock.now().timestamp())
-        if wait > 0:
-            raise Problem.too_many("too many registrations for this key; slow down", wait)
-        return claimed.key.key_id
-
-    def statement(self, raw: object, signature: object, kind: StatementKind) -> SignedStatement:
-        """The checked statement of a request body."""
-        now = self.now()
-        try:
-            if self.options.verify_signatures:
-                signed = verify_statement(
-                    raw,
-                    signature,
-                    now=now,
-                    max_lifetime=self.options.max_lifetime,
-                    skew=self.options.signature_window_seconds,
-                )
-            elif isinstance(raw, dict):
-                signed = SignedStatement(parse_statement(raw), str(signature), raw)
-            else:
-                raise ValidationError("statement", "expected a JSON object")
-        except (ValidationError, SignatureError) as exc:
-            raise Problem.unacceptable(str(exc)) from None
-        if signed.statement.kind is not kind:
-            raise Problem.unacceptable(f"expected a {kind.value} statement")
-        return signed
-
-    async def store(self, signed: SignedStatement) -> None:
-        outcome = await self.records.apply(signed, origin="", now=self.now(), strict=True)
-        if outcome is Outcome.STALE:
-            raise Problem.conflict(
-                "a statement from this key with the same or a later issued_at is registered "
-                "(replayed or out-of-order statement)"
-            )
-        if outcome is Outcome.ENDPOINT_TAKEN:
-            raise Problem.conflict("another key holds a live entry for this endpoint")
 
 
 def _public_key_id(public_key: str) -> str:
@@ -267,11 +100,20 @@ def _describe(exc: RequestValidationError) -> str:
     return f"{where}: {first.get('msg', 'invalid')}"
 
 
-def _page_response(page: Page, path: str, limit: int) -> Response:
-    body = b"[" + ",".join(page.documents).encode("utf-8") + b"]"
-    headers = {NEXT_SINCE_HEADER: str(page.next_since)}
+def _page_response(
+    page: ServedPage, path: str, limit: int, request: Request, *, compress: bool
+) -> Response:
+    headers = {NEXT_SINCE_HEADER: str(page.next_since), "vary": "accept-encoding"}
     if page.full:
         headers["link"] = f'<{path}?since={page.next_since}&limit={limit}>; rel="next"'
+    body = page.body
+    if (
+        compress
+        and len(body) >= MIN_GZIP_BYTES
+        and "gzip" in request.headers.get("accept-encoding", "")
+    ):
+        body = page.gzipped()
+        headers["content-encoding"] = "gzip"
     return Response(body, media_type=JSON, headers=headers)
 
 
@@ -291,7 +133,14 @@ def create_registry_app(
         clock: time source.
     """
     opts = options or RegistryOptions()
-    reg = _Registry(records, identity, opts, clock or SystemClock())
+    reg = Admission(records, identity, opts, clock or SystemClock())
+    cache = PageCache(opts.list_cache_seconds)
+
+    async def peer_page(since: int, limit: int) -> ServedPage:
+        return await cache.get(
+            ("peers", since, limit), lambda: records.peers(since=since, limit=limit, now=reg.now())
+        )
+
     app = FastAPI(
         title="DTIM registry",
         version=__version__,
@@ -361,7 +210,7 @@ def create_registry_app(
                 "public_key and endpoint must be those of the signed statement"
             )
         await reg.store(signed)
-        page = await records.peers(since=0, limit=opts.page_size, now=reg.now())
+        page = await peer_page(0, min(opts.page_size, REGISTRATION_PEERS))
         head = orjson.dumps(
             {
                 "status": "ok",
@@ -371,8 +220,7 @@ def create_registry_app(
                 "next_since": page.next_since if page.full else None,
             }
         )
-        peers = b'"peers":[' + ",".join(page.documents).encode("utf-8") + b"]}"
-        return Response(head[:-1] + b"," + peers, media_type=JSON)
+        return Response(head[:-1] + b',"peers":' + page.body + b"}", media_type=JSON)
 
     @app.delete(
         "/api/v1/nodes/{node_id}",
@@ -400,20 +248,27 @@ def create_registry_app(
     since_query = Query(0, ge=0, description="Change cursor: X-Next-Since of the previous page.")
 
     @app.get("/api/v1/peers", response_model=list[PeerItem], responses=_ERRORS, tags=["peers"])
-    async def peers(since: int = since_query, limit: int | None = limit_query) -> Response:
+    async def peers(
+        request: Request, since: int = since_query, limit: int | None = limit_query
+    ) -> Response:
         """Live entries changed after ``since``, oldest change first."""
         size = limit or opts.page_size
-        page = await records.peers(since=since, limit=size, now=reg.now())
-        return _page_response(page, "/api/v1/peers", size)
+        page = await peer_page(since, size)
+        return _page_response(page, "/api/v1/peers", size, request, compress=cache.reuses)
 
     @app.get(
         "/api/v1/entries", response_model=list[PeerItem], responses=_ERRORS, tags=["federation"]
     )
-    async def entries(since: int = since_query, limit: int | None = limit_query) -> Response:
+    async def entries(
+        request: Request, since: int = since_query, limit: int | None = limit_query
+    ) -> Response:
         """Live entries and withdrawals changed after ``since`` (for other registries)."""
         size = limit or opts.page_size
-        page = await records.entries(since=since, limit=size, now=reg.now())
-        return _page_response(page, "/api/v1/entries", size)
+        page = await cache.get(
+            ("entries", since, size),
+            lambda: records.entries(since=since, limit=size, now=reg.now()),
+        )
+        return _page_response(page, "/api/v1/entries", size, request, compress=cache.reuses)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -104,7 +104,7 @@ class RegistrationResponse(BaseModel):
     expires_at: int
     heartbeat_seconds: float = Field(description="Refresh the entry at least this often.")
     peers: list[PeerItem] = Field(
-        description="The first page of the peer list (GET /api/v1/peers for more)."
+        description="The first (up to 100) entries of the peer list; GET /api/v1/peers for more."
     )
     next_since: int | None = Field(
         description="Cursor for the next page, or null when this was all."
