@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dtim.cli.registry import run as registry_command
+from dtim.errors import ConfigError, StoreError
 from dtim.registry.client import RegistryClient, registry_tls_context
 from tests.registry.conftest import Home, closed_port
 
@@ -103,36 +105,10 @@ async def test_registry_run_serves_and_keeps_its_entries_across_restarts(
 
 
 def test_registry_run_without_a_home_fails_clearly(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", RUN_GROUP, "registry", "run", "--home", str(tmp_path / "nowhere")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert "dtim init" in result.stderr
+    with pytest.raises(ConfigError, match="dtim init"):
+        registry_command(home=tmp_path / "nowhere", port=None, db=None, sets=None)
 
 
-@pytest.mark.parametrize("db", ["mysql://nope"])
-def test_registry_run_refuses_an_unknown_database(homes: dict[str, Home], db: str) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            RUN_GROUP,
-            "registry",
-            "run",
-            "--home",
-            str(homes["registry"].root),
-            "--db",
-            db,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "DTIM__REGISTRY__LISTEN_ADDRESS": "127.0.0.1"},
-    )
-    assert result.returncode == 1
-    assert "unsupported database URL" in result.stderr
+def test_registry_run_refuses_an_unknown_database(homes: dict[str, Home]) -> None:
+    with pytest.raises(StoreError, match="unsupported database URL"):
+        registry_command(home=homes["registry"].root, port=0, db="mysql://nope", sets=None)
