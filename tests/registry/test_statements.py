@@ -16,6 +16,7 @@ from dtim.errors import SignatureError, ValidationError
 from dtim.registry.statements import (
     MAX_STATEMENT_LIFETIME,
     Profile,
+    SignedStatement,
     Statement,
     StatementKind,
     normalize_endpoint,
@@ -37,7 +38,7 @@ def entry(identity: NodeIdentity = ALICE, **changes: object) -> Statement:
     return replace(base, **changes)  # type: ignore[arg-type]  # test factory: fields by name
 
 
-def check(item: object, now: int = NOW) -> object:
+def check(item: object, now: int = NOW) -> SignedStatement:
     return verify_item(item, now=now, max_lifetime=MAX_STATEMENT_LIFETIME, skew=300)
 
 
@@ -73,7 +74,7 @@ def test_metadata_is_published_only_when_chosen() -> None:
         "contact": "csirt@uni.example",
         "sectors": ["education"],
     }
-    assert check(orjson.loads(signed.document())).statement.profile == profile  # type: ignore[attr-defined]  # SignedStatement
+    assert check(orjson.loads(signed.document())).statement.profile == profile
 
 
 @pytest.mark.parametrize(
@@ -221,4 +222,4 @@ def test_any_signed_statement_survives_serving(
         Profile(display_name=name),
     )
     served = orjson.loads(sign_statement(statement, ALICE).document())
-    assert check(served, now=issued).statement == statement  # type: ignore[attr-defined]  # SignedStatement
+    assert check(served, now=issued).statement == statement

@@ -35,6 +35,8 @@ from dtim.registry.statements import (
 )
 
 DEFAULT_TIMEOUT = 10.0
+MIN_HEARTBEAT = 10.0
+"""Shortest refresh interval a registry can ask nodes for."""
 MAX_PAGES = 1000
 """Upper bound on pages fetched in one listing (a registry cannot keep a node busy forever)."""
 
@@ -201,19 +203,32 @@ class RegistryClient:
         document = self._json(await self._call("GET", "/api/v1/registry"))
         if not isinstance(document, dict):
             raise RegistryError(f"registry {self.url}: malformed description")
-        try:
-            return RegistryDescription(
-                node_id=str(document["node_id"]),
-                public_key=str(document["public_key"]),
-                fingerprint=str(document["fingerprint"]),
-                instance=str(document["instance"]),
-                heartbeat_seconds=float(document["heartbeat_seconds"]),  # type: ignore[arg-type]  # checked by float()
-                entry_lifetime_seconds=int(document["entry_lifetime_seconds"]),  # type: ignore[arg-type]  # checked by int()
-                max_lifetime_seconds=int(document["max_lifetime_seconds"]),  # type: ignore[arg-type]  # checked by int()
-                page_size=int(document["page_size"]),  # type: ignore[arg-type]  # checked by int()
+        texts = {k: document.get(k) for k in ("node_id", "public_key", "fingerprint", "instance")}
+        if not all(isinstance(v, str) and v for v in texts.values()):
+            raise RegistryError(f"registry {self.url}: malformed description")
+        numbers = {
+            key: _positive(document.get(key))
+            for key in (
+                "heartbeat_seconds",
+                "entry_lifetime_seconds",
+                "max_lifetime_seconds",
+                "page_size",
             )
-        except (KeyError, TypeError, ValueError):
-            raise RegistryError(f"registry {self.url}: malformed description") from None
+        }
+        if None in numbers.values():
+            raise RegistryError(f"registry {self.url}: malformed description")
+        heartbeat, lifetime, longest, page = (numbers[k] or 0.0 for k in numbers)
+        return RegistryDescription(
+            node_id=str(texts["node_id"]),
+            public_key=str(texts["public_key"]),
+            fingerprint=str(texts["fingerprint"]),
+            instance=str(texts["instance"]),
+            # Whatever a registry asks, nodes neither hammer it nor sign long-lived statements.
+            heartbeat_seconds=max(MIN_HEARTBEAT, heartbeat),
+            entry_lifetime_seconds=int(min(lifetime, MAX_STATEMENT_LIFETIME)),
+            max_lifetime_seconds=int(min(longest, MAX_STATEMENT_LIFETIME)),
+            page_size=int(page),
+        )
 
     def _issued_at(self, identity: NodeIdentity, issued_at: int | None) -> int:
         # Each statement must be newer than the last one, even within one second.
@@ -370,6 +385,12 @@ class RegistryClient:
             next_since,
             'rel="next"' in response.headers.get("link", ""),
         )
+
+
+def _positive(value: JsonValue) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 1:
+        return None
+    return float(value)
 
 
 def _rejected(item: object, reason: str) -> RejectedEntry:
