@@ -134,6 +134,12 @@ def _outputs(privacy: PrivacyFilter, item: Indicator, destination: Destination) 
         *privacy.share_many([item], destination, valid_until=lambda _: until),
     ]
     out = [s.to_bytes() for s in shared if s is not None]
+    for copy in shared:
+        if copy is not None:  # the fast writer is byte for byte the generic encoder
+            canonical = json.dumps(
+                copy.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            )
+            assert copy.to_bytes() == canonical.encode()
     out += [json.dumps(s.to_json()).encode() for s in shared if s is not None]
     output = privacy.explain(item, destination, valid_until=until).output
     if output is not None:

@@ -58,6 +58,24 @@ def test_exact_field_sets() -> None:
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("level", list(PrivacyLevel))
+def test_to_bytes_matches_the_generic_encoder(
+    make_filter: MakeFilter, make: MakeIndicator, level: PrivacyLevel
+) -> None:
+    privacy = make_filter(level=level)
+    indicator = make(
+        'http://evil.xyz/\u00fc"q\\x',
+        tags=['say "hi"', "ünïcode", "tab\\x"],
+        custom_fields={"details": {"b": [1, 2.5, None, True], "a": 'ü"x'}, "family": "mirai"},
+    )
+    shared = privacy.share(indicator, PEER, valid_until=datetime(2030, 1, 1, tzinfo=UTC))
+    assert shared is not None
+    generic = json.dumps(
+        shared.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    assert shared.to_bytes() == generic.encode()
+
+
 def test_to_bytes_is_compact_sorted_json(open_privacy: PrivacyFilter, make: MakeIndicator) -> None:
     shared = open_privacy.share(make(tags=["mirai"], custom_fields={"family": "mirai"}), PEER)
     assert shared is not None
@@ -77,6 +95,8 @@ def test_timestamp_text_cache_stays_bounded(make_filter: MakeFilter, make: MakeI
         shared = privacy.share(make(first_seen=moment, last_seen=moment), PEER)
         assert shared is not None
         texts.add(shared.to_json()["first_seen"])
+        assert shared.to_bytes()
     assert len(texts) == 10_050
     assert len(shareable_module._ISO) <= 10_000
+    assert len(shareable_module._ISO_JSON) <= 10_000
     assert len(noise_module._FLOORED) <= 10_000

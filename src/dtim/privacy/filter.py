@@ -25,13 +25,22 @@ from dtim.model import Evidence, Indicator, JsonValue, Scope, Tlp
 from dtim.privacy.destination import Destination, DestinationKind
 from dtim.privacy.explain import Explanation, explain_decision
 from dtim.privacy.marking import WithholdReason, check_reach
-from dtim.privacy.noise import KeyedNoise, NoiseSource, bucket, coarsen, noisy_count
+from dtim.privacy.noise import (
+    KeyedNoise,
+    NoiseSource,
+    bucket,
+    floor_seconds,
+    noisy_count,
+    unit_seconds,
+)
 from dtim.privacy.policy import PrivacyLevel, PrivacyPolicy
 from dtim.privacy.scrub import Scrubber, SensitiveTerms
 from dtim.privacy.shareable import Shareable, _issue
 from dtim.privacy.warninglists import Warninglist, WarninglistHit, Warninglists
 
 DEFAULT_CACHE_SIZE = 65536
+_NOTHING_MORE = (None,) * 7
+_new_shareable = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +96,12 @@ class PrivacyFilter:
     ) -> None:
         self.policy = policy
         self.cache_size = cache_size
+        self._unit = unit_seconds(policy.timestamp_precision)
+        self._builders: dict[PrivacyLevel, Callable[[Indicator, datetime | None], Shareable]] = {
+            PrivacyLevel.STRICT: self._build_strict,
+            PrivacyLevel.MODERATE: self._build_moderate,
+            PrivacyLevel.OPEN: self._build_open,
+        }
         self.warninglists = warninglists or Warninglists.for_policy(policy, extra_lists)
         self.terms = SensitiveTerms((*policy.org_names, *policy.redact_terms, *terms))
         self.scrubber = Scrubber(self.warninglists, self.terms)
@@ -161,8 +176,7 @@ class PrivacyFilter:
             destination: where the copies go.
             valid_until: aging's expiry for an indicator (None: no ``valid_until``).
         """
-        level = self.level_for(destination)
-        build = self._build
+        build = self._builders[self.level_for(destination)]
         match = self.warninglists.match
         leak = self.scrubber.value_leak
         tlps = destination.tlps
@@ -176,7 +190,7 @@ class PrivacyFilter:
                 continue
             if match(indicator) or leak(indicator):
                 continue
-            yield build(indicator, level, None if valid_until is None else valid_until(indicator))
+            yield build(indicator, None if valid_until is None else valid_until(indicator))
 
     def refusal(
         self, indicator: Indicator, destination: Destination
@@ -248,22 +262,75 @@ class PrivacyFilter:
     def _build(
         self, indicator: Indicator, level: PrivacyLevel, valid_until: datetime | None
     ) -> Shareable:
-        if level is PrivacyLevel.STRICT:
-            return _issue(indicator, level)
-        precision = self.policy.timestamp_precision
-        first_seen = coarsen(indicator.first_seen, precision)
+        return self._builders[level](indicator, valid_until)
+
+    # One builder per level, chosen once per destination: this is the inner loop
+    # of every export. tuple.__new__ skips Shareable.__new__, which refuses
+    # everyone but the filter.
+
+    def _build_strict(self, indicator: Indicator, valid_until: datetime | None) -> Shareable:
+        return _new_shareable(
+            Shareable,
+            (
+                indicator.id,
+                indicator.type,
+                indicator.value,
+                indicator.tlp,
+                PrivacyLevel.STRICT,
+                *_NOTHING_MORE,
+            ),
+        )
+
+    def _times(
+        self, indicator: Indicator, valid_until: datetime | None
+    ) -> tuple[datetime, datetime, datetime | None]:
+        unit = self._unit
+        first_seen = floor_seconds(indicator.first_seen, unit)
         # A single sighting has first == last: skip the second floor.
         last_seen = (
             first_seen
             if indicator.last_seen == indicator.first_seen
-            else coarsen(indicator.last_seen, precision)
+            else floor_seconds(indicator.last_seen, unit)
         )
-        until = None if valid_until is None else coarsen(valid_until, precision)
-        if level is PrivacyLevel.MODERATE:
-            return _issue(indicator, level, first_seen, last_seen, until)
+        return (
+            first_seen,
+            last_seen,
+            None if valid_until is None else floor_seconds(valid_until, unit),
+        )
+
+    def _build_moderate(self, indicator: Indicator, valid_until: datetime | None) -> Shareable:
+        # _times inlined: this is the default level's inner loop.
+        unit = self._unit
+        first_seen = floor_seconds(indicator.first_seen, unit)
+        last_seen = (
+            first_seen
+            if indicator.last_seen == indicator.first_seen
+            else floor_seconds(indicator.last_seen, unit)
+        )
+        until = None if valid_until is None else floor_seconds(valid_until, unit)
+        return _new_shareable(
+            Shareable,
+            (
+                indicator.id,
+                indicator.type,
+                indicator.value,
+                indicator.tlp,
+                PrivacyLevel.MODERATE,
+                indicator.confidence,
+                first_seen,
+                last_seen,
+                until,
+                None,
+                None,
+                None,
+            ),
+        )
+
+    def _build_open(self, indicator: Indicator, valid_until: datetime | None) -> Shareable:
+        first_seen, last_seen, until = self._times(indicator, valid_until)
         return _issue(
             indicator,
-            level,
+            PrivacyLevel.OPEN,
             first_seen,
             last_seen,
             until,

@@ -54,14 +54,18 @@ _CACHE_LIMIT = 10_000
 
 
 def coarsen(moment: datetime, precision: TimestampPrecision) -> datetime:
-    """Floor ``moment`` (naive means UTC) to ``precision`` in UTC (idempotent).
+    """Floor ``moment`` (naive means UTC) to ``precision`` in UTC (idempotent)."""
+    return floor_seconds(moment, _UNIT_SECONDS[precision])
+
+
+def floor_seconds(moment: datetime, unit: int) -> datetime:
+    """Floor ``moment`` (naive means UTC) to a multiple of ``unit`` seconds since the epoch.
 
     Floored instants repeat a lot (every report of the same hour), so they are
     cached: this runs once per timestamp of everything that leaves.
     """
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    unit = _UNIT_SECONDS[precision]
     floored = int(moment.timestamp() // unit) * unit
     cached = _FLOORED.get(floored)
     if cached is None:
@@ -69,6 +73,11 @@ def coarsen(moment: datetime, precision: TimestampPrecision) -> datetime:
             _FLOORED.clear()
         cached = _FLOORED[floored] = _EPOCH + timedelta(seconds=floored)
     return cached
+
+
+def unit_seconds(precision: TimestampPrecision) -> int:
+    """Length of one ``precision`` unit in seconds."""
+    return _UNIT_SECONDS[precision]
 
 
 def bucket(count: int, buckets: tuple[int, ...]) -> int:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import socket
+from array import array
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import accumulate
 from typing import Generic, TypeVar
 
@@ -64,21 +65,24 @@ class RangeTable(Generic[T]):
                 starts.append(point)
                 ends.append(last)
                 labels.append(label)
-        self._starts = starts
-        self._ends = ends
         self._labels = labels
-        # For 32-bit spaces, a table of where each /16 begins narrows every bisect
-        # to a handful of segments: large lists stay fast despite cache misses.
         self._shift: int | None = None
-        self._index: list[int] = []
+        self._starts: Sequence[int] = starts
+        self._ends: Sequence[int] = ends
+        self._index: Sequence[int] = ()
         if bits <= IPV4_BITS:
+            # For 32-bit spaces, a table of where each /16 begins narrows every bisect
+            # to a handful of segments, and flat arrays (not lists of int objects)
+            # keep the few memory reads of a lookup close together.
             # _index[p] = how many segments start below prefix p = first segment of prefix p.
             shift = bits - INDEX_BITS
             counts = [0] * ((1 << INDEX_BITS) + 1)
             for start in starts:
                 counts[(start >> shift) + 1] += 1
             self._shift = shift
-            self._index = list(accumulate(counts))
+            self._index = array("Q", accumulate(counts))
+            self._starts = array("Q", starts)
+            self._ends = array("Q", ends)
 
     def __len__(self) -> int:
         """Number of disjoint segments."""

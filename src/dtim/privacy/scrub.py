@@ -43,6 +43,12 @@ _SHAPES = re.compile(
     r"|(?P<mac>\b[0-9a-f]{2}(?:[:-][0-9a-f]{2}){5}\b)"
     r"|(?P<uuid>\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b)",
 )
+# The part of _SHAPES that applies to a URL's path and query (which are paths by nature).
+_PERSONAL = re.compile(
+    r"(?P<email>[^\s@<>()\[\]{},;\"'/?&=]+@[^\s@<>()\[\]{},;\"'/?&=]+)"
+    r"|(?P<user>\b(?:uid|gid|euid|auid|ruid|user|username|usr|login|logname|account|acct|owner"
+    r"|samaccountname|upn)\s*[=:]\s*\S)"
+)
 _SHAPE_REASONS = {
     "email": "an e-mail address or user@host",
     "path": "a file path or DOMAIN\\user",
@@ -58,6 +64,8 @@ _HOST = re.compile(
     r"(?<![\w.-])(?:[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?\.)+[a-z0-9-]*[a-z][a-z0-9-]*(?![\w-])"
 )
 _NON_BENIGN = (Category.INTERNAL, Category.SPECIAL)
+_ADDRESS_TYPES = frozenset({"ipv4", "ipv6", "cidr"})
+_HASH_TYPES = frozenset({"md5", "sha1", "sha256", "sha512"})
 MAX_CUSTOM_DEPTH = 4
 
 
@@ -162,11 +170,11 @@ class Scrubber:
         """Why the indicator's value itself carries internal information, or None."""
         kind = indicator.type
         value = indicator.value
-        if kind in ("md5", "sha1", "sha256", "sha512"):
-            return None
-        if kind in ("ipv4", "ipv6", "cidr"):
+        if kind in _ADDRESS_TYPES:
             # Addresses carry no names; only an address learned as a local host is internal.
             return "the value is a known internal host" if self.terms.is_term(value) else None
+        if kind in _HASH_TYPES:
+            return None
         if self.terms.found_in(value):
             return "the value contains an organisation name or a known internal name"
         if kind == "url":
@@ -177,12 +185,8 @@ class Scrubber:
                 return "the URL carries a user name or password"
             lowered = tail.casefold()
             reason = self._embedded(lowered)
-            if (
-                reason is None
-                and (email := _SHAPES.search(lowered)) is not None
-                and email.lastgroup in ("email", "user")
-            ):
-                reason = f"contains {_SHAPE_REASONS[email.lastgroup]}"
+            if reason is None and (personal := _PERSONAL.search(lowered)) is not None:
+                reason = f"contains {_SHAPE_REASONS[personal.lastgroup or 'user']}"
             return None if reason is None else f"the URL {reason}"
         if kind not in ("domain", "email"):
             return self.text_leak(value)
@@ -190,7 +194,10 @@ class Scrubber:
 
     def _embedded(self, lowered: str) -> str | None:
         """Internal URLs, addresses and host names inside lowercase text."""
-        for match in _URL.finditer(lowered):
+        # Cheap character tests skip the regular expressions that cannot match.
+        has_dot = "." in lowered
+        has_colon = ":" in lowered
+        for match in _URL.finditer(lowered) if "://" in lowered else ():
             authority = match.group().split("://", 1)[1].split("/", 1)[0]
             host = authority.rpartition("@")[2]
             host = host[1 : host.find("]")] if host.startswith("[") else host.partition(":")[0]
@@ -201,12 +208,13 @@ class Scrubber:
             )
             if hit is not None and hit.category in _NON_BENIGN:
                 return "contains an internal URL"
-        for pattern in (_IPV4, _IPV6):
+        patterns = ((_IPV4,) if has_dot else ()) + ((_IPV6,) if has_colon else ())
+        for pattern in patterns:
             for match in pattern.finditer(lowered):
                 hit = self.warninglists.match_address(match.group())
                 if hit is not None and hit.category in _NON_BENIGN:
                     return "contains a private, reserved or own address"
-        for match in _HOST.finditer(lowered):
+        for match in _HOST.finditer(lowered) if has_dot else ():
             hit = self.warninglists.match_host(match.group(), "text")
             if hit is not None:
                 return "contains an internal host name"

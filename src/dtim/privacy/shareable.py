@@ -114,17 +114,50 @@ class Shareable(_Fields):
         return out
 
     def to_bytes(self) -> bytes:
-        """Compact, key-sorted UTF-8 JSON of :meth:`to_json` (what goes on the wire)."""
-        return _ENCODER.encode(self.to_json()).encode()
+        """Compact, key-sorted UTF-8 JSON of :meth:`to_json` (what goes on the wire).
+
+        Byte for byte what ``json.dumps(to_json(), sort_keys=True,
+        separators=(",", ":"), ensure_ascii=False)`` gives, written directly:
+        exports serialise every indicator, and this is several times faster.
+        """
+        head = f'"id":{_quote(self.id)},'
+        tail = f'"tlp":"{self.tlp.value}","type":{_quote(self.type)},'
+        value = f'"value":{_quote(self.value)}}}'
+        level = self.level
+        if level is PrivacyLevel.STRICT:
+            return f"{{{head}{tail}{value}".encode()
+        confidence = "null" if self.confidence is None else str(self.confidence)
+        first = f'"first_seen":{_iso_json(self.first_seen)},'
+        last = f'"last_seen":{_iso_json(self.last_seen)},'
+        until = f'"valid_until":{_iso_json(self.valid_until)},'
+        if level is PrivacyLevel.MODERATE:
+            return f'{{"confidence":{confidence},{first}{head}{last}{tail}{until}{value}'.encode()
+        custom = ",".join(f"{_quote(name)}:{text}" for name, text in self.custom_fields or ())
+        tags = ",".join(_quote(tag) for tag in self.tags or ())
+        sightings = "null" if self.sightings is None else str(self.sightings)
+        return (
+            f'{{"confidence":{confidence},"custom_fields":{{{custom}}},{first}{head}{last}'
+            f'"sightings":{sightings},"tags":[{tags}],{tail}{until}{value}'
+        ).encode()
 
     def custom_fields_json(self) -> dict[str, JsonValue]:
         """The shared custom fields as plain JSON (empty below ``open``)."""
         return {name: json.loads(text) for name, text in self.custom_fields or ()}
 
 
-_ENCODER = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-)
+_quote = json.encoder.encode_basestring  # the C encoder json.dumps uses
+_ISO_JSON: dict[datetime, str] = {}
+
+
+def _iso_json(moment: datetime | None) -> str:
+    if moment is None:
+        return "null"
+    text = _ISO_JSON.get(moment)
+    if text is None:
+        if len(_ISO_JSON) >= _ISO_LIMIT:
+            _ISO_JSON.clear()
+        text = _ISO_JSON[moment] = f'"{iso(moment)}"'
+    return text
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -177,7 +210,16 @@ def _issue(
 def _frozen_fields(fields: Mapping[str, JsonValue]) -> tuple[tuple[str, str], ...]:
     return tuple(
         sorted(
-            (name, json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False))
+            (
+                name,
+                json.dumps(
+                    value,
+                    sort_keys=True,
+                    separators=(",", ":"),
+                    ensure_ascii=False,
+                    allow_nan=False,
+                ),
+            )
             for name, value in fields.items()
         )
     )

@@ -28,6 +28,7 @@ from enum import StrEnum
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from socket import AF_INET, inet_pton
 
 from dtim.errors import ConfigError, ValidationError
 from dtim.model import Indicator
@@ -263,6 +264,7 @@ class Warninglists:
                     table[context].setdefault(entry, hit)
         self._v4 = RangeTable(intervals[4], IPV4_BITS)
         self._v6 = RangeTable(intervals[6], IPV6_BITS)
+        self._find_v4 = self._v4.find
 
     @classmethod
     def for_policy(
@@ -287,7 +289,15 @@ class Warninglists:
 
     def match(self, indicator: Indicator) -> WarninglistHit | None:
         """The list an indicator's value is on, or None."""
-        return self.match_value(indicator.type, indicator.value)
+        kind = indicator.type
+        if kind == "ipv4":
+            # The hot path (most indicators are IPv4 addresses): no further calls.
+            try:
+                number = int.from_bytes(inet_pton(AF_INET, indicator.value), "big")
+            except OSError:
+                return None
+            return self._find_v4(number)
+        return self.match_value(kind, indicator.value)
 
     def match_value(self, type_: str, value: str) -> WarninglistHit | None:
         """The list a normalised value of ``type_`` is on, or None (hashes and custom types)."""
