@@ -49,7 +49,7 @@ _UNIT_SECONDS = {
     TimestampPrecision.DAY: 86400,
 }
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_FLOORED: dict[int, datetime] = {}
+_FLOORED: dict[float, datetime] = {}
 _CACHE_LIMIT = 10_000
 
 
@@ -66,12 +66,13 @@ def floor_seconds(moment: datetime, unit: int) -> datetime:
     """
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    floored = int(moment.timestamp() // unit) * unit
-    cached = _FLOORED.get(floored)
+    # The number of whole units, as an integral float (hashes like the int).
+    units = moment.timestamp() // unit
+    cached = _FLOORED.get(units)
     if cached is None:
         if len(_FLOORED) >= _CACHE_LIMIT:
             _FLOORED.clear()
-        cached = _FLOORED[floored] = _EPOCH + timedelta(seconds=floored)
+        cached = _FLOORED[units] = _EPOCH + timedelta(seconds=int(units) * unit)
     return cached
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 
 from dtim.model import Indicator, JsonValue
 from dtim.privacy.warninglists import Category, Warninglists
@@ -95,6 +95,11 @@ class SensitiveTerms:
                 self._by_first.setdefault(normal.split(" ", 1)[0], set()).add(normal)
                 self._whole.add(term.strip().casefold())
 
+    @property
+    def whole(self) -> Set[str]:
+        """Every term as given, stripped and casefolded (a live view: it grows with updates)."""
+        return self._whole
+
     def is_term(self, value: str) -> bool:
         """Whether ``value`` (an address, say) is itself one of the terms."""
         return value.casefold() in self._whole
@@ -128,6 +133,7 @@ class Scrubber:
     def __init__(self, warninglists: Warninglists, terms: SensitiveTerms) -> None:
         self.warninglists = warninglists
         self.terms = terms
+        self._known = terms.whole  # the live set: terms learned later are seen too
 
     def text_leak(self, text: str) -> str | None:
         """Why free text (a tag, a custom field string) must not leave, or None."""
@@ -172,7 +178,8 @@ class Scrubber:
         value = indicator.value
         if kind in _ADDRESS_TYPES:
             # Addresses carry no names; only an address learned as a local host is internal.
-            return "the value is a known internal host" if self.terms.is_term(value) else None
+            # (Normalised addresses are lowercase already: no casefold on this hot path.)
+            return "the value is a known internal host" if value in self._known else None
         if kind in _HASH_TYPES:
             return None
         if self.terms.found_in(value):
