@@ -7,7 +7,7 @@ measured in the same run (naive gossip for origin hiding, full-set transfer
 for bytes).
 
     python bench/gossip.py                 # a few minutes
-    python bench/gossip.py --full          # the issue's sizes (n = 10^6, poisoning N = 1,000)
+    python bench/gossip.py --full          # more runs, poisoning at N = 1,000 (about 20 min)
     python bench/gossip.py --n 2000 --runs 50 --sizes 10000,100000 --poison-nodes 400
 """
 
@@ -119,29 +119,35 @@ def reconciliation(args: argparse.Namespace) -> None:
     for n in args.sizes:
         started = time.perf_counter()
         shared = random_keys(n, rng)
-        base = SortedItems(shared)
-        idle = converse(base, base)
+        a, b = SortedItems(shared), SortedItems(shared)
+        idle = converse(a, b)
         print(f"n = {n:,}: idle session {idle.messages[0]} B out, 0 B back, 1 round trip")
         for split in ("initiator", "responder", "both"):
             worst_bytes, worst_trips, worst_frame = 0, 0, 0
-            for trial in range(args.trials):
+            for _ in range(args.trials):
                 new = random_keys(d, rng)
                 left, right = {
                     "initiator": (new, []),
                     "responder": ([], new),
                     "both": (new[:50], new[50:]),
                 }[split]
-                a, b = SortedItems(shared + left), SortedItems(shared + right)
+                for key in left:
+                    a.add(key)
+                for key in right:
+                    b.add(key)
                 transcript: Transcript = converse(a, b, salt=rng.randbytes(16))
                 if (len(transcript.to_responder), len(transcript.to_initiator)) != (
                     len(left),
                     len(right),
                 ):
                     raise SystemExit(f"reconciliation missed items at n={n}")
+                for key in left:
+                    a.discard(key)
+                for key in right:
+                    b.discard(key)
                 worst_bytes = max(worst_bytes, transcript.bytes)
                 worst_trips = max(worst_trips, transcript.round_trips)
                 worst_frame = max(worst_frame, max(transcript.messages))
-                del trial
             ok = worst_bytes <= budget and worst_trips <= 4 and worst_frame <= MAX_FRAME
             print(
                 f"  new on {split:9}: worst of {args.trials}: {worst_bytes:6,} B, "
@@ -225,9 +231,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100, help="runs per convergence case at --n")
     parser.add_argument("--big-runs", type=int, default=2, help="runs at --big-n")
     parser.add_argument("--privacy-runs", type=int, default=100, help="runs for origin hiding")
-    parser.add_argument(
-        "--sizes", default="10000,100000", help="shared set sizes for the byte measurements"
-    )
+    parser.add_argument("--sizes", default="10000,100000,1000000", help="set sizes for byte counts")
     parser.add_argument("--trials", type=int, default=3, help="sessions per size and split")
     parser.add_argument("--poison-nodes", type=int, default=200)
     parser.add_argument("--poison-rounds", type=int, default=60)
@@ -240,7 +244,7 @@ def main() -> None:
     args.sizes = [int(s) for s in args.sizes.split(",")]
     if args.full:
         args.runs, args.big_runs, args.privacy_runs = 200, 10, 300
-        args.sizes = [10_000, 100_000, 1_000_000]
+        args.trials = 10
         args.poison_nodes = 1000
     started = time.perf_counter()
     sections = args.only or ["convergence", "bytes", "privacy", "poisoning"]

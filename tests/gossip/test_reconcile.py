@@ -108,7 +108,9 @@ def test_oversized_answers_fold_the_rest_into_one_fingerprint() -> None:
 def test_session_rules_are_enforced() -> None:
     source = SortedItems(_keys(random.Random(1), 50))
     first = Session(source)
+    assert first.header is None
     opening = first.initiate()
+    assert first.header is not None
     with pytest.raises(ProtocolError, match="already started"):
         first.initiate()
     with pytest.raises(ProtocolError, match="header repeated"):
@@ -141,3 +143,16 @@ def test_converse_gives_up_on_endless_sessions() -> None:
     rng = random.Random(4)
     with pytest.raises(ProtocolError, match="within 2 messages"):
         converse(SortedItems(_keys(rng, 100)), SortedItems(_keys(rng, 100)), max_messages=2)
+
+
+def test_without_single_difference_decoding_it_still_converges() -> None:
+    rng = random.Random(6)
+    shared, extra = _keys(rng, 500), _keys(rng, 1)
+    transcript = converse(
+        SortedItems(shared), SortedItems(shared + extra), params=Params(decode_limit=1)
+    )
+    assert transcript.to_initiator == {extra[0][1]}
+    assert (
+        transcript.round_trips
+        > converse(SortedItems(shared), SortedItems(shared + extra)).round_trips
+    )

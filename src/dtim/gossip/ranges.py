@@ -97,6 +97,7 @@ class SortedItems:
 
     def __init__(self, keys: Iterable[Key] = ()) -> None:
         self._keys: list[Key] = sorted(set(keys))
+        self._values: list[int] = [id_value(i) for _, i in self._keys]
         self._prefix: list[int] | None = None
 
     def __len__(self) -> int:
@@ -114,6 +115,7 @@ class SortedItems:
         if index < len(self._keys) and self._keys[index] == key:
             return False
         self._keys.insert(index, key)
+        self._values.insert(index, id_value(key[1]))
         self._prefix = None
         return True
 
@@ -122,6 +124,7 @@ class SortedItems:
         index = bisect.bisect_left(self._keys, key)
         if index < len(self._keys) and self._keys[index] == key:
             del self._keys[index]
+            del self._values[index]
             self._prefix = None
             return True
         return False
@@ -129,7 +132,11 @@ class SortedItems:
     def filtered(self, keep: Callable[[Key], bool]) -> SortedItems:
         """A copy holding only the keys ``keep`` accepts (a per-peer view)."""
         view = SortedItems()
-        view._keys = [key for key in self._keys if keep(key)]
+        chosen = [
+            (key, value) for key, value in zip(self._keys, self._values, strict=True) if keep(key)
+        ]
+        view._keys = [key for key, _ in chosen]
+        view._values = [value for _, value in chosen]
         return view
 
     def _span(self, lo: Key, hi: Key) -> tuple[int, int]:
@@ -138,9 +145,9 @@ class SortedItems:
         return start, stop
 
     def summary(self, lo: Key, hi: Key) -> Summary:
-        """Count and id sum of ``[lo, hi)`` in O(log n)."""
+        """Count and id sum of ``[lo, hi)``: O(log n), after an O(n) rebuild following changes."""
         if self._prefix is None:
-            self._prefix = [0, *itertools.accumulate(id_value(i) for _, i in self._keys)]
+            self._prefix = [0, *itertools.accumulate(self._values)]
         start, stop = self._span(lo, hi)
         return Summary(stop - start, (self._prefix[stop] - self._prefix[start]) % MODULUS)
 

@@ -61,7 +61,7 @@ class Params:
     hash_size: int = 4
     leaf_size: int = 8
     min_branches: int = 8
-    top_branches: int = 64
+    top_branches: int = 128
     max_branches: int = 512
     expansion: float = 2.0
     decode_limit: int = 1 << 17
