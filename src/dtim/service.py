@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gc
 import logging
 import random
 import signal
@@ -164,6 +165,9 @@ async def run_node(home: NodeHome) -> None:
         ]
         tasks += [spawn(work, name=name) for name, work in gossip.background()]
         _audit(audit, {"event": "node_started", "node": identity.node_id})
+        # Everything built so far lives as long as the process: keep it out of the collector's
+        # scans (shorter pauses, and an exit in milliseconds instead of seconds).
+        gc.freeze()
         await _until_stopped(stop, tasks)
     finally:
         for server in servers:
@@ -395,6 +399,7 @@ class GossipRuntime:
             http=_PeerProtocol,
             ssl_context_factory=lambda _config, _default: context,
             log_level="warning",
+            log_config=None,  # the node configured logging; uvicorn's loggers propagate to it
             access_log=False,
             lifespan="off",
             ws="none",

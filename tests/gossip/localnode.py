@@ -162,3 +162,40 @@ async def local_nodes(
                 assert asyncio.get_running_loop().time() < deadline, "server did not start"
                 await asyncio.sleep(0.01)
         yield nodes
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any, ssl_context: Any) -> AsyncIterator[str]:
+    """Serve ``app`` over TLS on 127.0.0.1 in this loop (with the TLS scope extension)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    from dtim.api.mtls import TLSExtensionMixin
+
+    class Protocol(TLSExtensionMixin, H11Protocol):
+        pass
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=Protocol,
+        ssl_context_factory=lambda _c, _d: ssl_context,
+        log_level="warning",
+        log_config=None,
+        lifespan="off",
+        ws="none",
+    )
+    server = _Server(config)
+    async with asyncio.TaskGroup() as group:
+        group.create_task(server.serve(sockets=[sock]))
+        deadline = asyncio.get_running_loop().time() + START
+        while not server.started:
+            assert asyncio.get_running_loop().time() < deadline, "server did not start"
+            await asyncio.sleep(0.01)
+        try:
+            yield f"https://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True

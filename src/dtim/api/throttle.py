@@ -133,10 +133,6 @@ class RateLimitGuard:
             return
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimitGuard:
     """Answer 413 for request bodies over ``max_body_bytes``.
 
@@ -162,27 +158,39 @@ class BodyLimitGuard:
                     return
         size = 0
         started = False
+        refused = False
 
         async def counting() -> Message:
-            nonlocal size
+            nonlocal size, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 size += len(message.get("body", b""))
                 if size > self.max_body_bytes:
-                    raise _TooLarge
+                    # Answer now and let the app see a disconnected client; whatever it
+                    # sends afterwards is dropped.
+                    refused = True
+                    if not started:
+                        await self._refuse(send)
+                    return {"type": "http.disconnect"}
             return message
 
         async def watching(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
             await self.app(scope, counting, watching)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send)
+        except Exception:
+            # After a 413 the app fails on the disconnect we gave it (e.g. starlette's
+            # ClientDisconnect); that failure is the expected end of the request.
+            if not refused:
+                raise
 
     async def _refuse(self, send: Send) -> None:
         await send_json_error(

@@ -145,6 +145,7 @@ class GossipLoop:
         self._backoff = Backoff(settings.interval, settings.backoff_cap, self._rng)
         self._stems: dict[bytes, IndicatorId] = {}
         self._released: dict[IndicatorId, bytes] = {}
+        self._outgoing: dict[PeerId, list[Item]] = {}
         self.outcomes: list[SessionOutcome] = []
         if router is not None:
             index.holding = router.holding
@@ -274,6 +275,7 @@ class GossipLoop:
             while True:
                 rows = await self.store.changed_since(self._seq, limit=2000)
                 if not rows:
+                    self._flush_stems()
                     return changed
                 for seq, indicator in rows:
                     self._seq = seq
@@ -314,29 +316,33 @@ class GossipLoop:
             self._stem_push(target, [report])
 
     def _stem_push(self, target: PeerId, items: list[Item]) -> None:
-        peer = self.directory.approved(target)
-        if peer is None:
+        self._outgoing.setdefault(target, []).extend(items)
+
+    def _flush_stems(self) -> None:
+        """Send what was queued for the stem: one push per successor, not one per report."""
+        outgoing, self._outgoing = self._outgoing, {}
+        for target, items in outgoing.items():
+            peer = self.directory.approved(target)
+            if peer is not None:
+                self._track_task(self._spawn(self._stem(peer, items), f"gossip-stem-{target[:12]}"))
+
+    async def _stem(self, peer: Peer, items: list[Item]) -> None:
+        try:
+            await self.transport.push(peer, items, stem=True)
+        except GossipError as exc:
+            log.info("stem push to %s failed: %s (timers will retry)", peer.id[:16], exc)
             return
-
-        async def push() -> None:
-            try:
-                await self.transport.push(peer, items, stem=True)
-            except GossipError as exc:
-                log.info("stem push to %s failed: %s (timers will retry)", peer.id[:16], exc)
-                return
-            record(
-                self.audit,
-                {
-                    "event": "indicators_shared",
-                    "peer": peer.id,
-                    "round": self.rounds,
-                    "via": "stem",
-                    "count": len(items),
-                    "indicators": _ids(item.indicator for item in items),
-                },
-            )
-
-        self._track_task(self._spawn(push(), f"gossip-stem-{peer.id[:12]}"))
+        record(
+            self.audit,
+            {
+                "event": "indicators_shared",
+                "peer": peer.id,
+                "round": self.rounds,
+                "via": "stem",
+                "count": len(items),
+                "indicators": _ids(item.indicator for item in items),
+            },
+        )
 
     def _stem_timers(self) -> None:
         router = self.router
@@ -356,6 +362,7 @@ class GossipLoop:
             )
             if isinstance(report, Report):
                 self._stem_push(target, [report])
+        self._flush_stems()
 
     def _fluffed(self, key: bytes) -> None:
         own = self._stems.pop(key, None)
@@ -402,6 +409,7 @@ class GossipLoop:
         self.index.touch()
         for target, items in forward.items():
             self._stem_push(target, items)
+        self._flush_stems()
         return receipt
 
     # -- aging ---------------------------------------------------------------------------
