@@ -535,6 +535,9 @@ async def build_gossip(
         for peer_id in before - set(now_approved):
             reputation.remove(PeerId(peer_id))
             await transport.forget(peer_id)
+        for cleared, when in new.cleared.items():
+            if old.cleared.get(cleared) != when and cleared in now_approved and cleared in before:
+                reputation.clear(PeerId(cleared))  # a person re-approved it: lift the quarantine
         for peer_id, peer in now_approved.items():
             if peer_id not in before:
                 reputation.approve(PeerId(peer_id), issuer=new.pins.get(peer_id))
@@ -592,6 +595,7 @@ async def build_gossip(
         public=PublicIndicators(items, privacy, model, clock),
         audit=audit,
         readiness=lambda: _store_ready(store),
+        quarantined=lambda peer_id: PeerId(peer_id) in reputation.quarantined(),
     )
     verifier = RequestVerifier(
         identity.node_id,

@@ -101,6 +101,11 @@ def public_ips(count: int, start: int = 0) -> list[str]:
     ]
 
 
+def _close_all(sockets: list[socket.socket]) -> None:
+    for sock in sockets:
+        sock.close()
+
+
 def _initialise(home: NodeHome) -> NodeIdentity:
     # What ``dtim init`` does, minus the admin password (argon2 costs a second per home).
     identity = create_identity(home.keys_dir)
@@ -125,12 +130,16 @@ async def local_nodes(
     base = settings or Settings()
     stack = contextlib.AsyncExitStack()
     nodes: list[LocalNode] = []
+    sockets: list[socket.socket] = []
     async with stack:
+        # Closed last, after the servers that use them have stopped (or failed to start).
+        stack.callback(_close_all, sockets)
         group = await stack.enter_async_context(asyncio.TaskGroup())
         for name in names:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
             port = sock.getsockname()[1]
             url = f"https://127.0.0.1:{port}"
             network = replace(

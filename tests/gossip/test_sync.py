@@ -266,3 +266,56 @@ def test_public_ips_are_distinct_and_public() -> None:
     values = public_ips(600)
     assert len(set(values)) == 600
     assert all(not socket.inet_aton(v).startswith(b"\x0a") for v in values)
+
+
+async def test_own_reports_walk_the_stem_before_the_origin_offers_them(tmp_path: Path) -> None:
+    async with local_nodes(tmp_path, ["a", "b", "c"], origin_hiding=True) as nodes:
+        a, b, c = nodes
+        await mesh(nodes)
+        for node in nodes:
+            await node.runtime.loop.round()  # routers learn their peers
+            await node.runtime.loop.settle()
+        value = "45.155.6.6"
+        await a.add(indicator(value))
+        await a.runtime.loop.publish()
+        # The origin keeps its own report out of every view while it is on the stem ...
+        assert value not in view_values(a, b) | view_values(a, c)
+        await a.runtime.loop.settle()  # ... and pushed it to one stem successor
+        assert value in (await b.values()) | (await c.values())
+        shared = [r for r in a.audit.read(datetime.now(UTC).date()) if r.get("via") == "stem"]
+        assert len(shared) == 1
+        assert shared[0]["peer"] in {b.id, c.id}
+        # Once the stem ends (a loop, a diffuser, or a timer), ordinary gossip spreads it.
+        deadline = asyncio.get_running_loop().time() + 30
+        while not all([value in await n.values() for n in nodes]):
+            assert asyncio.get_running_loop().time() < deadline, "report never fluffed"
+            await rounds(a, b, c)
+
+
+async def test_a_quarantined_peer_is_refused_until_a_person_approves_it_again(
+    tmp_path: Path,
+) -> None:
+    async with local_nodes(tmp_path, ["a", "b"]) as (a, b):
+        await mesh([a, b])
+        reputation = a.runtime.loop.reputation
+        assert reputation is not None
+        reputation.record_invalid(PeerId(b.id), 10)  # squared penalty: far below the threshold
+        assert PeerId(b.id) in reputation.quarantined()
+        assert b.id not in {p.id for p in a.runtime.loop.candidates()}
+        status = await a.runtime.loop.status()
+        assert status["quarantined"] == [b.id]
+
+        async def session() -> None:
+            await run_session(
+                b.runtime.transport,
+                a.as_peer(),
+                b.runtime.loop.index.view_for(a.id, (), datetime.now(UTC)),
+                b.runtime.loop.inbox,
+            )
+
+        with pytest.raises(PeerRejected, match="quarantined"):
+            await session()
+        await set_status(a.store, a.runtime.items, b.id, PeerStatus.APPROVED, now=datetime.now(UTC))
+        await a.runtime.directory.refresh(force=True)
+        assert PeerId(b.id) not in reputation.quarantined()
+        await session()  # accepted again

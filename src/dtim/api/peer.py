@@ -116,6 +116,7 @@ class PeerApi:
         public: the public indicator feed.
         audit: the audit log (what was shared with whom).
         readiness: failing components for ``/readyz``.
+        quarantined: True for a peer reputation put aside until a person looks.
     """
 
     document: Callable[[], Mapping[str, JsonValue]]
@@ -125,6 +126,7 @@ class PeerApi:
     public: PublicIndicators
     audit: AuditSink | None = None
     readiness: ReadinessCheck | None = None
+    quarantined: Callable[[str], bool] | None = None
 
 
 def _peer(api: PeerApi, request: Request) -> Peer:
@@ -132,6 +134,11 @@ def _peer(api: PeerApi, request: Request) -> Peer:
     peer = api.directory.approved(peer_id) if isinstance(peer_id, str) else None
     if peer is None:
         raise PeerRejected("not an approved peer")
+    if api.quarantined is not None and api.quarantined(peer.id):
+        raise PeerRejected(
+            "quarantined: this node's reputation score for you fell below the threshold; "
+            "its operator must look (dtim peers approve) before it accepts you again"
+        )
     return peer
 
 

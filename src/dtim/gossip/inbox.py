@@ -12,7 +12,8 @@ reconciliation session, or stemmed — goes through :meth:`Inbox.accept`:
 4. on a warninglist (own networks, reserved ranges, benign infrastructure):
    refused and counted against the sender;
 5. beyond the sender's quota of new reports this round: deferred (the next
-   session offers them again);
+   session offers them again); the best corroborated go first
+   (:func:`~dtim.gossip.corroboration.admission_order`);
 6. otherwise stored (``gossip_items``), merged (set union), and the
    indicator's merged view written to the indicators table, with the
    corroboration caps applied. AMBER and RED are stored without recipients
@@ -29,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from dtim.errors import CryptoError, DTIMError, SignatureError, ValidationError
-from dtim.gossip.corroboration import NewReportQuota
+from dtim.gossip.corroboration import NewReportQuota, admission_order
 from dtim.gossip.merge import View, admissible, deadline
 from dtim.gossip.outbox import GOSSIP_SOURCE
 from dtim.gossip.report import Item, ItemId, Report, Tombstone, encode, item_id
@@ -191,7 +192,7 @@ class Inbox:
             now = self.clock.now()
             sorting = self._sort(delivered, now)
             granted = self.quota.take(sender, len(sorting.fresh))
-            fresh = sorting.fresh[:granted]
+            fresh = self._admission(sorting.fresh)[:granted]
             deferred = len(sorting.fresh) - granted
             stamp = now.timestamp()
             await self.items.add_items(
@@ -227,6 +228,19 @@ class Inbox:
                 warninglisted=len(sorting.warninglisted),
                 deferred=deferred,
             )
+
+    def _admission(
+        self, fresh: list[tuple[ItemId, Item, Indicator | None]]
+    ) -> list[tuple[ItemId, Item, Indicator | None]]:
+        # Under quota pressure the best corroborated reports go first (tombstones before
+        # any report), so a flood of single-source claims cannot crowd them out.
+        reports = [item for _, item, _ in fresh if isinstance(item, Report)]
+        if len(reports) < 2:
+            return fresh
+        rank = {
+            id(r): i for i, r in enumerate(admission_order(reports, self.index.merge.reporters))
+        }
+        return sorted(fresh, key=lambda entry: rank.get(id(entry[1]), -1))
 
     def _sort(self, delivered: Sequence[Item], now: datetime) -> _Sorting:
         sorting = _Sorting()

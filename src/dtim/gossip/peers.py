@@ -21,7 +21,7 @@ import logging
 import random
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from dtim.crypto.auditlog import AuditEvent
@@ -50,12 +50,17 @@ TrustUpdate = Callable[[Mapping[str, Sequence[str]]], None]
 """Replaces the mTLS trust set (``PeerTrust.set_peers``)."""
 
 
+CLEARED_STATE_KEY = "peers.cleared"
+"""Store state: peer id -> when a person last re-approved it (lifts a reputation quarantine)."""
+
+
 @dataclass(frozen=True, slots=True)
 class PeerSnapshot:
-    """The peers table at one moment: every peer, and the pinned CAs."""
+    """The peers table at one moment: every peer, the pinned CAs, and re-approvals."""
 
     peers: Mapping[str, Peer]
     pins: Mapping[str, str]
+    cleared: Mapping[str, str] = field(default_factory=dict)
 
     def approved(self) -> list[Peer]:
         """Approved peers, in a stable order."""
@@ -119,8 +124,13 @@ class PeerDirectory:
                 return
             peers = await self._store.list_peers()
             pins = await self._items.pinned_cas()
+            cleared = await self._store.get_state(CLEARED_STATE_KEY)
             self._loaded = loop.time()
-            new = PeerSnapshot({p.id: p for p in peers}, pins)
+            new = PeerSnapshot(
+                {p.id: p for p in peers},
+                pins,
+                {str(k): str(v) for k, v in cleared.items()} if isinstance(cleared, dict) else {},
+            )
             old = self._snapshot
             if new == old:
                 return
@@ -282,6 +292,12 @@ async def set_status(
         PeerUnreachable: the CA had to be fetched and the peer did not answer.
     """
     peer = await resolve_peer(store, ident)
+    if status is PeerStatus.APPROVED and peer.status is PeerStatus.APPROVED:
+        # Approving again is how a person lifts a reputation quarantine on a running node.
+        cleared = await store.get_state(CLEARED_STATE_KEY)
+        marks = dict(cleared) if isinstance(cleared, dict) else {}
+        marks[peer.id] = iso(now)
+        await store.set_state(CLEARED_STATE_KEY, marks)
     if status is PeerStatus.APPROVED:
         pins = await items.pinned_cas()
         if not peer.public_key or peer.id not in pins:

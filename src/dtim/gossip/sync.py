@@ -33,7 +33,7 @@ from dtim.gossip.client import SessionOutcome, run_session
 from dtim.gossip.dandelion import Router
 from dtim.gossip.inbox import AuditSink, Inbox, Receipt, record
 from dtim.gossip.outbox import is_local
-from dtim.gossip.peers import Backoff, PeerDirectory
+from dtim.gossip.peers import MIN_HEALTHY_PEERS, Backoff, PeerDirectory
 from dtim.gossip.reconcile import Params
 from dtim.gossip.report import Item, ItemId, Report, item_id
 from dtim.gossip.reputation import Reputation
@@ -194,6 +194,30 @@ class GossipLoop:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def status(self) -> dict[str, JsonValue]:
+        """The gossip health shown on the dashboard overview (``StatusProvider``)."""
+        approved = self.directory.snapshot.approved()
+        quarantined = self.reputation.quarantined() if self.reputation is not None else frozenset()
+        last = self.outcomes[-1] if self.outcomes else None
+        return {
+            "status": "running",
+            "rounds": self.rounds,
+            "interval_seconds": self.settings.interval,
+            "approved_peers": len(approved),
+            "reachable_peers": len(self.candidates()),
+            "backing_off": _ids(p.id for p in approved if self._backoff.failures(p.id)),
+            "quarantined": _ids(quarantined),
+            "sessions_running": len(self._busy),
+            "items": {name: count for name, count in self.index.stats().items()},
+            "healthy": self.reputation.healthy if self.reputation is not None else True,
+            "last_session": None
+            if last is None
+            else {"peer": last.peer_id, "pushed": last.pushed, "pulled": last.pulled},
+            "warning": None
+            if len(approved) >= MIN_HEALTHY_PEERS
+            else f"only {len(approved)} approved peers: approve at least {MIN_HEALTHY_PEERS}",
+        }
 
     def candidates(self) -> list[Peer]:
         """Approved peers that may be contacted now."""
@@ -387,14 +411,19 @@ class GossipLoop:
             self._seen(receipt.seen)
             return receipt
         routes: dict[bytes, PeerId | None] = {}
+        on_stem: set[bytes] = set()
         for item in delivered:
             key = item_id(item)
-            own = key in self._stems
-            if not self.index.known(key) or own:
+            # A report we hold on the stem (ours, or one we relayed) that comes round again
+            # is a repeat or a loop: the router decides. Any other known item is a duplicate.
+            if key in self._stems or router.holding(ItemId(key)):
+                on_stem.add(key)
+                routes[key] = router.relay(ItemId(key), sender)
+            elif not self.index.known(key):
                 routes[key] = router.relay(ItemId(key), sender)
         receipt = await self.inbox.accept(sender, delivered, via="stem")
         forward: dict[PeerId, list[Item]] = {}
-        accepted = set(receipt.new) | {k for k in routes if k in self._stems}
+        accepted = set(receipt.new) | on_stem
         for item in delivered:
             key = item_id(item)
             if key not in routes:
