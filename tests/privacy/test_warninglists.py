@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -135,7 +136,8 @@ def test_misses(lists: Warninglists, make: MakeIndicator, type_: str, value: str
     assert lists.match(make(value, type_)) is None
 
 
-def test_malformed_and_custom_values_do_not_match(lists: Warninglists) -> None:
+def test_malformed_and_custom_values_do_not_match(lists: Warninglists, make: MakeIndicator) -> None:
+    assert lists.match(replace(make(), value="not-an-address")) is None
     assert lists.match_value("ipv4", "not-an-address") is None
     assert lists.match_value("ipv6", "zz::") is None
     assert lists.match_value("cidr", "nonsense") is None
