@@ -137,3 +137,40 @@ async def test_federation_cursors_and_the_instance_id_persist(registry_db: str) 
         assert await reopened.cursor("https://other.example:3040") == ("abc", 42)
         assert await reopened.cursor("https://unknown.example") is None
         assert await reopened.count_live(NOW) == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "search"),
+    [
+        ("peers", "(kind=? AND seq>?)"),
+        ("entries", "(seq>?)"),
+        ("endpoint holder", "(endpoint=? AND kind=?)"),
+    ],
+)
+async def test_hot_queries_are_single_index_searches(
+    tmp_path: object, query: str, search: str
+) -> None:
+    from sqlalchemy.dialects import sqlite
+
+    from dtim.registry import records as module
+
+    statement = {
+        "peers": module._PEERS_PAGE,
+        "entries": module._ENTRIES_PAGE,
+        "endpoint holder": module._ENDPOINT_HOLDER,
+    }[query]
+    params = {"since": 0, "limit": 500, "now": NOW, "endpoint": "https://x", "node_id": "y"}
+    async with RegistryRecords(f"sqlite:///{tmp_path}/plan.db") as records:
+        nodes = [NodeIdentity.generate() for _ in range(50)]
+        await records.apply_many([signed(n) for n in nodes], origin="", now=NOW)
+        compiled = statement.compile(dialect=sqlite.dialect())
+        sql = str(compiled)
+        bound = {**compiled.params, **params}
+        values = [bound[name] for name in compiled.positiontup or ()]
+        with records.engine.connect() as conn:
+            plan = [
+                row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, tuple(values))
+            ]
+    assert len(plan) == 1, plan
+    assert plan[0].startswith("SEARCH registry_entries USING INDEX"), plan
+    assert plan[0].endswith(search), plan

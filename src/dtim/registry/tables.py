@@ -28,7 +28,7 @@ entries = Table(
     Column("seq", BigInteger, nullable=False),
     Index("ix_registry_entries_seq", "seq", unique=True),
     Index("ix_registry_entries_kind_seq", "kind", "seq"),
-    Index("ix_registry_entries_endpoint", "endpoint"),
+    Index("ix_registry_entries_endpoint_kind", "endpoint", "kind"),
     Index("ix_registry_entries_expires_at", "expires_at"),
 )
 
