@@ -215,3 +215,17 @@ async def test_revocation_applies_to_an_open_connection_without_restart(world: W
         except (httpx.HTTPError, ssl.SSLError):
             return  # the connection was dropped: refused as well
     assert refused.status_code == 401
+
+
+async def test_openapi_is_generated_and_public(world: World) -> None:
+    async with world.client(None) as client:
+        response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    paths = set(response.json()["paths"])
+    assert paths >= {
+        "/api/v1/node",
+        "/api/v1/indicators/public",
+        "/api/v1/indicators/gossip",
+        "/api/v1/gossip/reconcile",
+        "/api/v1/gossip/pull",
+    }

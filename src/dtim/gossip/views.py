@@ -48,6 +48,8 @@ class Held:
     relay: bool
     deadline: int
     subject: Indicator | None
+    key: tuple[int, bytes] = (0, b"")
+    """The reconciliation sort key ``(timestamp, id)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,9 @@ class PeerView:
 
 def _never(_item: ItemId) -> bool:
     return False
+
+
+_ANY_PEER = Destination.peer("any-approved-peer")
 
 
 class ItemIndex:
@@ -127,7 +132,14 @@ class ItemIndex:
         if self.known(key):
             return False
         self.merge.add(item, key)
-        self._received[key] = Held(item, relay, deadline(item, self.model), subject)
+        if relay and subject is not None:
+            # Received items that may be relayed at all are CLEAR or GREEN, scope private:
+            # the marking lets them reach any approved peer, so the filter's answer is the
+            # same for every peer and is decided once, here.
+            relay = self.privacy.refusal(subject, _ANY_PEER) is None
+        self._received[key] = Held(
+            item, relay, deadline(item, self.model), subject, (item.timestamp, key)
+        )
         self._version += 1
         return True
 
@@ -196,6 +208,7 @@ class ItemIndex:
         destination = Destination.peer(peer_id, groups)
         moment = int(now.timestamp())
         chosen: dict[bytes, Item] = {}
+        keys: list[tuple[int, bytes]] = []
         for indicator_key, entry in self._local.items():
             if indicator_key in self._held_local:
                 continue
@@ -206,29 +219,27 @@ class ItemIndex:
                 continue
             key, report = made
             self._own.add(key)
-            if deadline(report, self.model) > moment and not self.holding(key):
+            if (
+                deadline(report, self.model) > moment
+                and not self.holding(key)
+                and key not in chosen
+            ):
                 chosen[key] = report
+                keys.append((report.timestamp, key))
+        local = self._local
         for key, held in self._received.items():
-            if not held.relay or held.deadline <= moment or self.holding(key):
+            if not held.relay or held.deadline <= moment or key in chosen or self.holding(key):
                 continue
-            if not self._may_relay(held, destination):
-                continue
+            own = local.get(held.item.indicator) if local else None
+            if own is not None and self.privacy.refusal(own.indicator, destination) is not None:
+                continue  # the node's own marking of the indicator is stricter: it wins
             chosen[key] = held.item
-        view = PeerView(
-            peer_id, SortedItems((item.timestamp, key) for key, item in chosen.items()), chosen
-        )
+            keys.append(held.key)
+        view = PeerView(peer_id, SortedItems(keys), chosen)
         if len(self._views) > 1024:
             self._views.clear()
         self._views[cache_key] = (self._version, view)
         return view
-
-    def _may_relay(self, held: Held, destination: Destination) -> bool:
-        own = self._local.get(held.item.indicator)
-        if own is not None and self.privacy.refusal(own.indicator, destination) is not None:
-            return False  # the node's own marking of the indicator is stricter: it wins
-        if held.subject is not None:
-            return self.privacy.refusal(held.subject, destination) is None
-        return True
 
     # -- aging ----------------------------------------------------------------------------
 
