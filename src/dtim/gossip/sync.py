@@ -146,6 +146,7 @@ class GossipLoop:
         self._stems: dict[bytes, IndicatorId] = {}
         self._released: dict[IndicatorId, bytes] = {}
         self._outgoing: dict[PeerId, list[Item]] = {}
+        self._caught_up = False
         self.outcomes: list[SessionOutcome] = []
         if router is not None:
             index.holding = router.holding
@@ -300,20 +301,23 @@ class GossipLoop:
                 rows = await self.store.changed_since(self._seq, limit=2000)
                 if not rows:
                     self._flush_stems()
+                    self._caught_up = True
                     return changed
                 for seq, indicator in rows:
                     self._seq = seq
                     if is_local(indicator):
-                        self._track(indicator)
+                        # What the store held before this start was shared before (or is
+                        # shared now): only what changes from here on walks the stem.
+                        self._track(indicator, stem=self._caught_up)
                         changed += 1
 
-    def _track(self, indicator: Indicator) -> None:
+    def _track(self, indicator: Indicator, *, stem: bool = True) -> None:
         router = self.router
         successors = router.successors if router is not None else ()
         if router is None or not successors or indicator.tlp.needs_recipients:
             self.index.set_local(indicator)
             return
-        entry = self.index.set_local(indicator, held=True)
+        entry = self.index.set_local(indicator, held=stem)
         successor = self.directory.get(successors[0])
         made = None
         if successor is not None:
@@ -329,6 +333,9 @@ class GossipLoop:
             return
         key, report = made
         self.index.note_own(key)
+        if not stem:
+            self._released[indicator.id] = key
+            return
         if self._released.get(indicator.id) == key:
             self.index.release(indicator.id)  # unchanged report, already out of the stem
             return
