@@ -37,9 +37,7 @@ def upgrade() -> None:
     op.create_index("ix_registry_entries_seq", "registry_entries", ["seq"], unique=True)
     op.create_index("ix_registry_entries_kind_seq", "registry_entries", ["kind", "seq"])
     # endpoint first: the "who holds this endpoint" check must not scan by kind.
-    op.create_index(
-        "ix_registry_entries_endpoint_kind", "registry_entries", ["endpoint", "kind"]
-    )
+    op.create_index("ix_registry_entries_endpoint_kind", "registry_entries", ["endpoint", "kind"])
     op.create_index("ix_registry_entries_expires_at", "registry_entries", ["expires_at"])
     sequence = op.create_table(
         "registry_sequence",
