@@ -176,7 +176,7 @@ def origin_hiding(args: argparse.Namespace) -> None:
         f"<= 0.25: {verdict(mean <= 0.25)})"
     )
     above = sum(r.neighbour_guess > 0.25 for r in dandelion) / len(dandelion)
-    print(f"  worst single run (steps of 1/8): {worst:.3f}; runs above 0.25: {above:.0%}")
+    print(f"  worst single run (steps of 1/8): {worst:.3f}; runs above 0.25: {above:.1%}")
     print(f"  naive gossip, measured in this run: {naive_mean:.3f} (the issue quotes about 0.66)")
     for fraction in config.colluding:
         rate = statistics.fmean(r.colluding_guess[fraction] for r in dandelion)
