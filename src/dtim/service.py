@@ -37,6 +37,7 @@ from dtim.errors import ConfigError, DTIMError, GossipError, SignatureError, Val
 from dtim.gossip.corroboration import NewReportQuota
 from dtim.gossip.dandelion import DandelionConfig, Router
 from dtim.gossip.inbox import Inbox, subject_of
+from dtim.gossip.nodeinfo import NodeInfo, fetch_node_info, node_document
 from dtim.gossip.outbox import REPORTER_SECRET_LABEL, reporter_secret
 from dtim.gossip.peers import (
     DefaultPeer,
@@ -54,7 +55,7 @@ from dtim.gossip.report import ItemId, Report
 from dtim.gossip.reputation import Reputation
 from dtim.gossip.responder import Responder
 from dtim.gossip.sync import GossipLoop, RoundSettings
-from dtim.gossip.transport import HttpTransport, NodeInfo, fetch_node_info, node_document
+from dtim.gossip.transport import HttpTransport
 from dtim.gossip.views import ItemIndex
 from dtim.model import Clock, PeerId, PeerStatus, Sighting, SystemClock, TailPosition
 from dtim.model.indicator import JsonValue
@@ -165,8 +166,20 @@ async def run_node(home: NodeHome) -> None:
         ]
         tasks += [spawn(work, name=name) for name, work in gossip.background()]
         _audit(audit, {"event": "node_started", "node": identity.node_id})
+        network, admin = home.settings.network, home.settings.admin
+        logging.getLogger("dtim").info(
+            "node %s: peer API on https://%s:%d (mTLS), admin on http://%s:%d, "
+            "gossip every %.0f s with %d peer(s) per round",
+            identity.node_id[:16],
+            network.listen_address,
+            network.listen_port,
+            admin.listen_address,
+            admin.listen_port,
+            network.gossip_interval_seconds,
+            network.peers_per_round,
+        )
         # Everything built so far lives as long as the process: keep it out of the collector's
-        # scans (shorter pauses, and an exit in milliseconds instead of seconds).
+        # scans (shorter pauses, and a quicker exit).
         gc.freeze()
         await _until_stopped(stop, tasks)
     finally:

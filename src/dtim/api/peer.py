@@ -36,8 +36,8 @@ from dtim.api.throttle import BodyLimitGuard, RateLimitGuard, TokenBuckets
 from dtim.crypto.bodysig import verify_body
 from dtim.crypto.signatures import MessageSigner, RequestVerifier
 from dtim.errors import PeerRejected, ProtocolError
+from dtim.gossip.directory import PeerDirectory
 from dtim.gossip.inbox import AuditSink, record
-from dtim.gossip.peers import PeerDirectory
 from dtim.gossip.protocol import MAX_FRAME
 from dtim.gossip.responder import Responder
 from dtim.gossip.sync import GossipLoop

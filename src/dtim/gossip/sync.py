@@ -23,7 +23,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -31,17 +31,17 @@ from typing import Any
 from dtim.errors import GossipError, StoreError
 from dtim.gossip.client import SessionOutcome, run_session
 from dtim.gossip.dandelion import Router
+from dtim.gossip.directory import MIN_HEALTHY_PEERS, Backoff, PeerDirectory
 from dtim.gossip.inbox import AuditSink, Inbox, Receipt, record
 from dtim.gossip.outbox import is_local
-from dtim.gossip.peers import MIN_HEALTHY_PEERS, Backoff, PeerDirectory
 from dtim.gossip.reconcile import Params
-from dtim.gossip.report import Item, ItemId, Report, item_id
+from dtim.gossip.report import Item
 from dtim.gossip.reputation import Reputation
+from dtim.gossip.stem import Stem, shared_ids
 from dtim.gossip.transport import GossipTransport
 from dtim.gossip.views import ItemIndex
-from dtim.model import Clock, Indicator, IndicatorId, Peer, PeerId
+from dtim.model import Clock, IndicatorId, Peer, PeerId
 from dtim.model.indicator import JsonValue
-from dtim.privacy import Destination
 from dtim.store import Store
 from dtim.store.gossip import GossipStore
 
@@ -143,13 +143,20 @@ class GossipLoop:
         self._publishing = asyncio.Lock()
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._backoff = Backoff(settings.interval, settings.backoff_cap, self._rng)
-        self._stems: dict[bytes, IndicatorId] = {}
-        self._released: dict[IndicatorId, bytes] = {}
-        self._outgoing: dict[PeerId, list[Item]] = {}
         self._caught_up = False
         self.outcomes: list[SessionOutcome] = []
+        self.stem: Stem | None = None
         if router is not None:
-            index.holding = router.holding
+            self.stem = Stem(
+                router,
+                index,
+                directory,
+                transport,
+                clock=clock,
+                launch=self._launch,
+                audit=audit,
+                rounds=lambda: self.rounds,
+            )
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -173,7 +180,8 @@ class GossipLoop:
         self.rounds += 1
         self.inbox.quota.start_round()
         await self.directory.refresh()
-        self._stem_timers()
+        if self.stem is not None:
+            self.stem.timers()
         await self.publish()
         chosen = self.choose(self.candidates())
         for peer in chosen:
@@ -184,6 +192,9 @@ class GossipLoop:
     def _track_task(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _launch(self, work: Coroutine[Any, Any, Any], name: str) -> None:
+        self._track_task(self._spawn(work, name))
 
     async def settle(self) -> None:
         """Wait until every session and stem push started so far has finished."""
@@ -207,8 +218,8 @@ class GossipLoop:
             "interval_seconds": self.settings.interval,
             "approved_peers": len(approved),
             "reachable_peers": len(self.candidates()),
-            "backing_off": _ids(p.id for p in approved if self._backoff.failures(p.id)),
-            "quarantined": _ids(quarantined),
+            "backing_off": shared_ids([p.id for p in approved if self._backoff.failures(p.id)]),
+            "quarantined": shared_ids(quarantined),
             "sessions_running": len(self._busy),
             "items": {name: count for name, count in self.index.stats().items()},
             "healthy": self.reputation.healthy if self.reputation is not None else True,
@@ -276,7 +287,7 @@ class GossipLoop:
                         "round": self.rounds,
                         "via": "push",
                         "count": outcome.pushed,
-                        "indicators": _ids(outcome.pushed_indicators),
+                        "indicators": shared_ids(outcome.pushed_indicators),
                     },
                 )
             score = self.reputation.score(peer.id) if self.reputation is not None else None
@@ -300,7 +311,8 @@ class GossipLoop:
             while True:
                 rows = await self.store.changed_since(self._seq, limit=2000)
                 if not rows:
-                    self._flush_stems()
+                    if self.stem is not None:
+                        self.stem.flush()
                     self._caught_up = True
                     return changed
                 for seq, indicator in rows:
@@ -308,145 +320,25 @@ class GossipLoop:
                     if is_local(indicator):
                         # What the store held before this start was shared before (or is
                         # shared now): only what changes from here on walks the stem.
-                        self._track(indicator, stem=self._caught_up)
+                        if self.stem is None:
+                            self.index.set_local(indicator)
+                        else:
+                            self.stem.track(indicator, stem=self._caught_up)
                         changed += 1
-
-    def _track(self, indicator: Indicator, *, stem: bool = True) -> None:
-        router = self.router
-        successors = router.successors if router is not None else ()
-        if router is None or not successors or indicator.tlp.needs_recipients:
-            self.index.set_local(indicator)
-            return
-        entry = self.index.set_local(indicator, held=stem)
-        successor = self.directory.get(successors[0])
-        made = None
-        if successor is not None:
-            made = entry.report_for(
-                Destination.peer(successor.id, successor.groups),
-                self.index.privacy,
-                secret=self.index.secret,
-                model=self.index.model,
-                now=self.clock.now(),
-            )
-        if made is None:
-            self.index.release(indicator.id)
-            return
-        key, report = made
-        self.index.note_own(key)
-        if not stem:
-            self._released[indicator.id] = key
-            return
-        if self._released.get(indicator.id) == key:
-            self.index.release(indicator.id)  # unchanged report, already out of the stem
-            return
-        if key in self._stems:
-            return  # the same report is still on its way down the stem
-        self._stems[key] = indicator.id
-        target = router.originate(ItemId(key))
-        if target is not None:
-            self._stem_push(target, [report])
-
-    def _stem_push(self, target: PeerId, items: list[Item]) -> None:
-        self._outgoing.setdefault(target, []).extend(items)
-
-    def _flush_stems(self) -> None:
-        """Send what was queued for the stem: one push per successor, not one per report."""
-        outgoing, self._outgoing = self._outgoing, {}
-        for target, items in outgoing.items():
-            peer = self.directory.approved(target)
-            if peer is not None:
-                self._track_task(self._spawn(self._stem(peer, items), f"gossip-stem-{target[:12]}"))
-
-    async def _stem(self, peer: Peer, items: list[Item]) -> None:
-        try:
-            await self.transport.push(peer, items, stem=True)
-        except GossipError as exc:
-            log.info("stem push to %s failed: %s (timers will retry)", peer.id[:16], exc)
-            return
-        record(
-            self.audit,
-            {
-                "event": "indicators_shared",
-                "peer": peer.id,
-                "round": self.rounds,
-                "via": "stem",
-                "count": len(items),
-                "indicators": _ids(item.indicator for item in items),
-            },
-        )
-
-    def _stem_timers(self) -> None:
-        router = self.router
-        if router is None:
-            return
-        router.set_peers([PeerId(p.id) for p in self.directory.gossipable()])
-        fluff, resend = router.due()
-        for key in fluff:
-            self._fluffed(key)
-        if fluff:
-            self.index.touch()
-        for key, target in resend:
-            own = self._stems.get(key)
-            entry = self.index.local(own) if own is not None else None
-            report = entry and next(
-                (made[1] for made in entry.reports.values() if made and made[0] == key), None
-            )
-            if isinstance(report, Report):
-                self._stem_push(target, [report])
-        self._flush_stems()
-
-    def _fluffed(self, key: bytes) -> None:
-        own = self._stems.pop(key, None)
-        if own is not None:
-            self._released[own] = key
-            self.index.release(own)
-
-    def _seen(self, keys: Sequence[bytes]) -> None:
-        if self.router is None:
-            return
-        for key in keys:
-            self.router.seen_in_gossip(ItemId(key))
-            self._fluffed(key)
 
     # -- what peers deliver -----------------------------------------------------------
 
     async def receive(self, sender: PeerId, delivered: Sequence[Item], *, stem: bool) -> Receipt:
         """Accept a push from ``sender`` (a stem hop when ``stem``)."""
-        router = self.router
-        if not stem or router is None:
-            receipt = await self.inbox.accept(sender, delivered, via="push")
-            self._seen(receipt.seen)
-            return receipt
-        routes: dict[bytes, PeerId | None] = {}
-        on_stem: set[bytes] = set()
-        for item in delivered:
-            key = item_id(item)
-            # A report we hold on the stem (ours, or one we relayed) that comes round again
-            # is a repeat or a loop: the router decides. Any other known item is a duplicate.
-            if key in self._stems or router.holding(ItemId(key)):
-                on_stem.add(key)
-                routes[key] = router.relay(ItemId(key), sender)
-            elif not self.index.known(key):
-                routes[key] = router.relay(ItemId(key), sender)
-        receipt = await self.inbox.accept(sender, delivered, via="stem")
-        forward: dict[PeerId, list[Item]] = {}
-        accepted = set(receipt.new) | on_stem
-        for item in delivered:
-            key = item_id(item)
-            if key not in routes:
-                continue
-            target = routes[key]
-            if key not in accepted:
-                router.seen_in_gossip(ItemId(key))  # refused: do not keep it on the stem
-            elif target is None:
-                self._fluffed(key)
-            else:
-                forward.setdefault(target, []).append(item)
-        self.index.touch()
-        for target, items in forward.items():
-            self._stem_push(target, items)
-        self._flush_stems()
+        if stem and self.stem is not None:
+            return await self.stem.receive(sender, delivered, self.inbox)
+        receipt = await self.inbox.accept(sender, delivered, via="push")
+        self._seen(receipt.seen)
         return receipt
+
+    def _seen(self, keys: Sequence[bytes]) -> None:
+        if self.stem is not None:
+            self.stem.seen(keys)
 
     # -- aging ---------------------------------------------------------------------------
 
@@ -477,8 +369,3 @@ class GossipLoop:
             except StoreError as exc:
                 log.warning("aging sweep failed: %s", exc)
             await asyncio.sleep(every.total_seconds())
-
-
-def _ids(indicators: Iterable[str]) -> list[JsonValue]:
-    """Sorted distinct indicator ids, as a JSON list for the audit log."""
-    return list(sorted(set(indicators)))
