@@ -35,7 +35,7 @@ from dtim.privacy.noise import (
 )
 from dtim.privacy.policy import PrivacyLevel, PrivacyPolicy
 from dtim.privacy.scrub import Scrubber, SensitiveTerms
-from dtim.privacy.shareable import Shareable, _issue
+from dtim.privacy.shareable import Shareable, frozen_fields
 from dtim.privacy.warninglists import Warninglist, WarninglistHit, Warninglists
 
 DEFAULT_CACHE_SIZE = 65536
@@ -328,21 +328,31 @@ class PrivacyFilter:
 
     def _build_open(self, indicator: Indicator, valid_until: datetime | None) -> Shareable:
         first_seen, last_seen, until = self._times(indicator, valid_until)
-        return _issue(
-            indicator,
-            PrivacyLevel.OPEN,
-            first_seen,
-            last_seen,
-            until,
-            self.shared_tags(indicator.tags),
-            self.sightings(indicator),
-            {
-                name: value
-                for name, value in indicator.custom_fields.items()
-                if self.custom_field_verdict(name, value) is None
-            }
-            if indicator.custom_fields
-            else {},
+        custom = indicator.custom_fields
+        return _new_shareable(
+            Shareable,
+            (
+                indicator.id,
+                indicator.type,
+                indicator.value,
+                indicator.tlp,
+                PrivacyLevel.OPEN,
+                indicator.confidence,
+                first_seen,
+                last_seen,
+                until,
+                self.shared_tags(indicator.tags),
+                self.sightings(indicator),
+                frozen_fields(
+                    {
+                        name: value
+                        for name, value in custom.items()
+                        if self.custom_field_verdict(name, value) is None
+                    }
+                )
+                if custom
+                else (),
+            ),
         )
 
 

@@ -2,9 +2,9 @@
 
 Gossip payloads, the public endpoint, TAXII and exports accept ``Shareable``
 and nothing else. Only :mod:`dtim.privacy.filter` can build one: the
-constructor always refuses (the filter goes through the package-private
-``_issue``), and the tuple helpers that would build a modified copy
-(``_replace``, ``_make``, pickling) refuse too. This guards against mistakes,
+constructor always refuses (the filter builds them with ``tuple.__new__``),
+and the tuple helpers that would build a modified copy (``_replace``,
+``_make``, pickling) refuse too. This guards against mistakes,
 not against code that deliberately calls ``tuple.__new__``.
 
 It is an immutable named tuple because one is built for every indicator that
@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, NoReturn, final
 
 from dtim.errors import PrivacyError
-from dtim.model import Indicator, JsonObject, JsonValue, Tlp
+from dtim.model import JsonObject, JsonValue, Tlp
 from dtim.model.clock import iso
 from dtim.privacy.policy import PrivacyLevel
 
@@ -35,9 +35,6 @@ LEVEL_FIELDS: dict[PrivacyLevel, tuple[str, ...]] = {
 
 _ISO: dict[datetime, str] = {}
 _ISO_LIMIT = 10_000
-
-
-_new_tuple = tuple.__new__
 
 
 class _Fields(NamedTuple):
@@ -172,42 +169,8 @@ def _iso(moment: datetime | None) -> str | None:
     return text
 
 
-def _issue(
-    source: Indicator,
-    level: PrivacyLevel,
-    first_seen: datetime | None = None,
-    last_seen: datetime | None = None,
-    valid_until: datetime | None = None,
-    tags: tuple[str, ...] | None = None,
-    sightings: int | None = None,
-    custom_fields: Mapping[str, JsonValue] | None = None,
-) -> Shareable:
-    """Package-private: only :mod:`dtim.privacy.filter` calls this, after every check.
-
-    Identity and marking are copied from ``source``; everything else must be
-    the already sanitized values (None for fields the level does not share).
-    """
-    # tuple.__new__ skips Shareable.__new__, which refuses everyone else.
-    return _new_tuple(
-        Shareable,
-        (
-            source.id,
-            source.type,
-            source.value,
-            source.tlp,
-            level,
-            None if level is PrivacyLevel.STRICT else source.confidence,
-            first_seen,
-            last_seen,
-            valid_until,
-            tags,
-            sightings,
-            None if custom_fields is None else _frozen_fields(custom_fields),
-        ),
-    )
-
-
-def _frozen_fields(fields: Mapping[str, JsonValue]) -> tuple[tuple[str, str], ...]:
+def frozen_fields(fields: Mapping[str, JsonValue]) -> tuple[tuple[str, str], ...]:
+    """Custom fields as a Shareable holds them: sorted ``(name, compact JSON text)`` pairs."""
     return tuple(
         sorted(
             (
