@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: venv
-	$(VENV)/bin/dtim demo
+	$(VENV)/bin/dtim demo --duration 60
 
 # Browser tests drive Debian's Chromium; as root we install it, otherwise they skip with a reason.
 browser:

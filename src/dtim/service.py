@@ -165,6 +165,9 @@ async def run_node(home: NodeHome) -> None:
             spawn(servers[1].serve(), name="peer-api"),
         ]
         tasks += [spawn(work, name=name) for name, work in gossip.background()]
+        registry_task = start_registry_client(home, store)
+        if registry_task is not None:
+            tasks.append(registry_task)
         _audit(audit, {"event": "node_started", "node": identity.node_id})
         network, admin = home.settings.network, home.settings.admin
         logging.getLogger("dtim").info(

@@ -9,7 +9,25 @@ import click
 import typer
 
 from dtim import __version__
-from dtim.cli import backup, config_cmd, demo, indicators, init, node, status
+from dtim.cli import (
+    admin,
+    backup,
+    config_cmd,
+    demo,
+    indicators,
+    indicators_io,
+    ingest,
+    init,
+    keys,
+    logs,
+    node,
+    peers,
+    privacy,
+    registry,
+    simulate,
+    status,
+    taxii,
+)
 from dtim.cli.common import stderr
 from dtim.errors import ConfigError, DTIMError
 
@@ -28,6 +46,17 @@ app.command("restore")(backup.restore)
 app.add_typer(indicators.app, name="indicators")
 app.add_typer(node.app, name="node")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(peers.app, name="peers")
+app.add_typer(registry.app, name="registry")
+app.add_typer(keys.app, name="keys")
+app.add_typer(logs.app, name="logs")
+app.add_typer(admin.app, name="admin")
+app.add_typer(privacy.app, name="privacy")
+app.add_typer(taxii.app, name="taxii")
+app.command("simulate")(simulate.simulate)
+app.command("ingest")(ingest.ingest_command)
+indicators.app.command("export")(indicators_io.export)
+indicators.app.command("import")(indicators_io.import_)
 
 
 @app.callback(invoke_without_command=True)

@@ -110,6 +110,9 @@ class DemoMesh:
             created = orjson.loads(_run("init", "--home", str(node.home), "--endpoint", f"https://127.0.0.1:{port}", "--json"))
             node.node_id, node.fingerprint, node.admin_password = created["node_id"], created["fingerprint"], created["admin_password"]
             node.logs.mkdir(parents=True, exist_ok=True)
+            # Nodes trust the demo registry's own CA, as an operator would install it.
+            (node.home / "certs" / "registry-ca").mkdir(parents=True, exist_ok=True)
+            shutil.copy(registry_home / "certs" / "ca.crt", node.home / "certs" / "registry-ca" / "demo-registry.crt")
             for name in ("nginx-access.log", "ufw.log", "fail2ban.log"):
                 (node.logs / name).touch()
             nodes.append(node)
