@@ -126,7 +126,11 @@ class DemoMesh:
 
     def start(self) -> None:
         """Start the registry and every node as separate processes."""
-        self.registry = _spawn(["registry", "run", "--home", str(self.registry_home), "--port", str(self.registry_port)], {}, self.root / "registry.log")
+        self.registry = _spawn(
+            ["registry", "run", "--home", str(self.registry_home), "--port", str(self.registry_port)],
+            {"DTIM__REGISTRY__HEARTBEAT_SECONDS": "3"},  # demo nodes refresh (and so discover) every 3 s
+            self.root / "registry.log",
+        )
         for node in self.nodes:
             env = node.environment(self.registry_url, self.interval)
             node.process = _spawn(["node", "run", "--home", str(node.home)], env, self.root / f"{node.name}.log")
