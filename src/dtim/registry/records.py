@@ -17,9 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import and_, bindparam, delete, func, select, text, update
+from sqlalchemy import and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,6 +26,7 @@ from dtim.errors import StoreError
 from dtim.registry.statements import SignedStatement, StatementKind
 from dtim.registry.tables import cursors, entries, meta, sequence
 from dtim.store.engine import POOL_SIZE, WRITE_FLAG, make_engine, redact_url
+from dtim.store.engine import migrate as store_migrate
 
 T = TypeVar("T")
 
@@ -384,26 +383,12 @@ def _row(signed: SignedStatement, origin: str, now: int, seq: int) -> dict[str, 
     }
 
 
-def _upgrade(connection: Connection) -> None:
-    if connection.dialect.name == "postgresql":
-        # Several registry replicas may start at once on one database.
-        connection.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["connection"] = connection
-    command.upgrade(config, "head")
-
-
 def migrate(engine: Engine) -> None:
-    """Apply every pending registry migration (idempotent, safe with concurrent starters).
+    """Apply every pending registry migration (its own scripts, version table and lock).
 
     Raises:
         StoreError: the database refused the migration.
     """
-    try:
-        with engine.connect() as conn:
-            conn.execution_options(**{WRITE_FLAG: True})
-            with conn.begin():
-                _upgrade(conn)
-    except SQLAlchemyError as exc:
-        raise StoreError(f"cannot migrate the registry database schema: {exc}") from exc
+    store_migrate(
+        engine, script_location=MIGRATIONS, lock_id=_MIGRATION_LOCK, what="registry database"
+    )

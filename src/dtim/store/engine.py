@@ -30,7 +30,9 @@ def driver_url(url: str) -> str:
     for prefix in ("postgresql://", "postgres://", "postgresql+psycopg://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
-    raise StoreError(f"unsupported database URL scheme in {redact_url(url)!r} (use sqlite:/// or postgresql://)")
+    raise StoreError(
+        f"unsupported database URL scheme in {redact_url(url)!r} (use sqlite:/// or postgresql://)"
+    )
 
 
 def redact_url(url: str) -> str:
@@ -87,18 +89,27 @@ def _tune_sqlite(sync_engine: Engine) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _upgrade(connection: Connection) -> None:
+MIGRATION_LOCK = 746510
+
+
+def _upgrade(connection: Connection, script_location: Path, lock_id: int) -> None:
     if connection.dialect.name == "postgresql":
-        # Several node processes may start at once on one database.
-        connection.execute(text("SELECT pg_advisory_xact_lock(746510)"))
+        # Several processes may start at once on one database.
+        connection.execute(text(f"SELECT pg_advisory_xact_lock({int(lock_id)})"))
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("script_location", str(script_location))
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
 
 
-def migrate(engine: Engine) -> None:
-    """Apply every pending migration (idempotent, safe with concurrent starters).
+def migrate(
+    engine: Engine,
+    *,
+    script_location: Path = MIGRATIONS,
+    lock_id: int = MIGRATION_LOCK,
+    what: str = "database",
+) -> None:
+    """Apply pending migrations from ``script_location`` (idempotent, concurrent-start safe).
 
     Raises:
         StoreError: the database refused the migration.
@@ -107,6 +118,6 @@ def migrate(engine: Engine) -> None:
         with engine.connect() as conn:
             conn.execution_options(**{WRITE_FLAG: True})
             with conn.begin():
-                _upgrade(conn)
+                _upgrade(conn, script_location, lock_id)
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot migrate the database schema: {exc}") from exc
+        raise StoreError(f"cannot migrate the {what} schema: {exc}") from exc
