@@ -142,6 +142,23 @@ async def test_replay_is_rejected_until_the_window_passes(pair: Pair) -> None:
         await pair.verify(headers)
 
 
+async def test_an_empty_shared_nonce_cache_is_used_not_replaced(pair: Pair) -> None:
+    # An empty cache is falsy (it has a length): two verifiers given the same one (two API
+    # processes of one node) must still see each other's nonces.
+    shared = MemoryNonceCache()
+    first = RequestVerifier(pair.receiver.node_id, pair.keys, nonces=shared, clock=pair.clock)
+    second = RequestVerifier(pair.receiver.node_id, pair.keys, nonces=shared, clock=pair.clock)
+    headers = pair.sign()
+    await first.verify(
+        method="POST", path="/api/v1/indicators/gossip", query="a=1", headers=headers, body=BODY
+    )
+    assert len(shared) == 1
+    with pytest.raises(SignatureError, match="nonce replayed"):
+        await second.verify(
+            method="POST", path="/api/v1/indicators/gossip", query="a=1", headers=headers, body=BODY
+        )
+
+
 async def test_timestamp_window_both_ways(pair: Pair) -> None:
     headers = pair.sign()
     pair.clock.advance(-301)

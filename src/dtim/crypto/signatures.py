@@ -255,7 +255,8 @@ class RequestVerifier:
         self.node_id = node_id
         self._keys = keys
         self._window = window_seconds
-        self._nonces = nonces or MemoryNonceCache()
+        # ``is not None``: an empty shared cache is falsy and must still be used.
+        self._nonces = nonces if nonces is not None else MemoryNonceCache()
         self._clock = clock or SystemClock()
         self._public_keys: dict[str, Ed25519PublicKey] = {}
 
