@@ -11,7 +11,7 @@ import random
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import uvicorn
@@ -62,7 +62,12 @@ from dtim.model.indicator import JsonValue
 from dtim.store import Store
 from dtim.store.gossip import GossipStore
 
-ADMIN_PASSWORD_FILE = "admin.argon2"
+if TYPE_CHECKING:
+    import httpx
+
+    from dtim.watchers.enrichment import EnrichingSink
+
+ADMIN_PASSWORD_FILE = "admin.argon2"  # noqa: S105  # a file name, not a password
 
 _tasks: set[asyncio.Task[Any]] = set()
 
@@ -87,12 +92,16 @@ class CreatedHome:
 def initialise_home(home: NodeHome, *, host: str) -> CreatedHome:
     """Create the identity key pair, TLS material and admin password of a new home."""
     identity = create_identity(home.keys_dir, overwrite=True)
-    issue_node_certificates(home.certs_dir, [host], now=SystemClock().now(), common_name=identity.node_id[:32])
+    issue_node_certificates(
+        home.certs_dir, [host], now=SystemClock().now(), common_name=identity.node_id[:32]
+    )
     Keyring.load_or_create(home.keys_dir, now=SystemClock().now())
     password = new_password()
     write_secret(home.keys_dir / ADMIN_PASSWORD_FILE, hash_password(password).encode())
     home.encrypted_logs.mkdir(parents=True, exist_ok=True)
-    return CreatedHome(node_id=identity.node_id, fingerprint=identity.fingerprint, admin_password=password)
+    return CreatedHome(
+        node_id=identity.node_id, fingerprint=identity.fingerprint, admin_password=password
+    )
 
 
 def open_store(home: NodeHome) -> Store:
@@ -136,9 +145,8 @@ async def run_node(home: NodeHome) -> None:
     clock = SystemClock()
     store = open_store(home)
     await store.connect()
-    audit = AuditLog(
-        home.encrypted_logs, Keyring.load_or_create(home.keys_dir, now=clock.now()), clock
-    )
+    keyring = Keyring.load_or_create(home.keys_dir, now=clock.now())
+    audit = AuditLog(home.encrypted_logs, keyring, clock)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -168,6 +176,7 @@ async def run_node(home: NodeHome) -> None:
         registry_task = start_registry_client(home, store)
         if registry_task is not None:
             tasks.append(registry_task)
+        tasks += start_watchers(home, store, keyring, stop)
         _audit(audit, {"event": "node_started", "node": identity.node_id})
         network, admin = home.settings.network, home.settings.admin
         logging.getLogger("dtim").info(
@@ -204,7 +213,7 @@ async def run_node(home: NodeHome) -> None:
 
 
 class StoreSink:
-    """Watchers' sink backed by the node store: evidence sealed, sightings and positions in one transaction.
+    """Watchers' sink on the node store: sealed evidence, sightings and positions in one commit.
 
     Evidence is encrypted with the node keyring, bound to the indicator id
     (``context=indicator id`` for :func:`dtim.crypto.evidence.open_evidence`).
@@ -214,14 +223,56 @@ class StoreSink:
         self._store = store
         self._keyring = keyring
 
-    async def commit(self, sightings: Sequence[Sighting], positions: Sequence[TailPosition]) -> None:
+    async def commit(
+        self, sightings: Sequence[Sighting], positions: Sequence[TailPosition]
+    ) -> None:
         """Seal each sighting's evidence and commit everything atomically."""
-        sealed = [seal_evidence(self._keyring, s.evidence, context=s.indicator.id) for s in sightings]
+        sealed = [
+            seal_evidence(self._keyring, s.evidence, context=s.indicator.id) for s in sightings
+        ]
         await self._store.record_sightings(sightings, sealed, positions)
 
     async def position(self, watcher: str, path: str) -> TailPosition | None:
         """The committed position of ``watcher`` on ``path``."""
         return await self._store.get_position(watcher, path)
+
+
+def start_watchers(
+    home: NodeHome, store: Store, keyring: Keyring, stop: asyncio.Event
+) -> list[asyncio.Task[Any]]:
+    """Spawn the node's watchers (those whose ``[watchers]`` path is set) and, with an API key,
+    the VirusTotal enrichment worker. None when no watcher is on.
+
+    Raises:
+        ConfigError: a watcher's table or ``privacy.own_networks`` is invalid.
+    """
+    import httpx
+
+    from dtim.watchers.enrichment import EnrichingSink, StateVtCache
+    from dtim.watchers.supervisor import WatcherSupervisor
+    from dtim.watchers.virustotal import make_enricher
+
+    settings = home.settings
+    sink: StoreSink | EnrichingSink = StoreSink(store, keyring)
+    tasks: list[asyncio.Task[Any]] = []
+    api_key = settings.watchers.virustotal_api_key
+    if api_key:
+        client = httpx.AsyncClient(timeout=settings.network.request_timeout_seconds)
+        enricher = make_enricher(client, api_key, cache=StateVtCache(store))
+        if enricher is not None:
+            sink = EnrichingSink(sink, enricher, store)
+            tasks.append(spawn(_enrich(sink, client, stop), name="virustotal"))
+    supervisor = WatcherSupervisor(settings, sink, store)
+    if not supervisor.runners:
+        return tasks
+    return [*tasks, spawn(supervisor.run(stop), name="watchers")]
+
+
+async def _enrich(sink: EnrichingSink, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
+    try:
+        await sink.run(stop)
+    finally:
+        await client.aclose()
 
 
 # -- registry (issue 7): the registry process, and the node's registry task -------------------

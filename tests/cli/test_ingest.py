@@ -1,14 +1,22 @@
-"""``dtim ingest``: JSON lines without evidence, clear exit 2 errors, --store not yet wired."""
+"""``dtim ingest``: JSON lines without evidence, clear exit 2 errors, ``--store`` into the store."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 from typer.testing import CliRunner
 
+from dtim.cli.common import open_home
 from dtim.cli.ingest import ingest_command
+from dtim.cli.main import run
+from dtim.crypto.evidence import open_evidence
+from dtim.crypto.keyring import Keyring
+from dtim.model import Evidence
+from dtim.service import open_store
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -91,12 +99,33 @@ def test_unknown_source_and_missing_path_exit_2(tmp_path: Path) -> None:
     assert "does not exist" in missing.stderr
 
 
-def test_store_is_not_available_yet(tmp_path: Path) -> None:
-    log = tmp_path / "ufw.log"
-    log.write_text("")
+def test_store_writes_detections_with_sealed_evidence(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    (home / "config").mkdir(parents=True)
-    (home / "config" / "dtim.toml").write_text("")
-    result = CliRunner().invoke(app, ["ingest", "ufw", str(log), "--store", "--home", str(home)])
-    assert result.exit_code == 2
-    assert "not available yet" in result.stderr
+    assert run(["init", "--home", str(home), "--json"]) == 0
+    log = lines_of(SAMPLES / "nginx_access" / "own.log", tmp_path / "access.log")
+    result = CliRunner().invoke(
+        app, ["ingest", "nginx_access", str(log), "--json", "--store", "--home", str(home)]
+    )
+    assert result.exit_code == 0, result.output
+    printed = {(row["type"], row["value"]) for row in map(json.loads, result.stdout.splitlines())}
+    assert printed
+
+    async def stored() -> tuple[set[tuple[str, str]], list[Evidence]]:
+        node = open_home(home, require=True)
+        keyring = Keyring.load_or_create(node.keys_dir, now=datetime.now(UTC))
+        async with open_store(node) as store:
+            found = {(i.type, i.value) for i in await store.list_indicators()}
+            first = await store.find_indicator(*sorted(found)[0])
+            assert first is not None
+            sightings = await store.sightings_for(first.id)
+            evidence = [
+                open_evidence(keyring, s.sealed_evidence, context=first.id)
+                for s in sightings
+                if s.sealed_evidence is not None
+            ]
+            return found, evidence
+
+    found, evidence = asyncio.run(stored())
+    assert found == printed
+    assert evidence
+    assert all(e.lines for e in evidence)

@@ -22,6 +22,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from rich.table import Table
 
 from dtim.cli.common import HomeOption, open_home
+from dtim.config import NodeHome
 from dtim.errors import DTIMError
 from dtim.model.clock import iso
 from dtim.watchers.base import (
@@ -45,15 +46,24 @@ out = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
-def store_sink_factory(home: Path) -> SightingSink:
-    """The node store as a sink (``--store``); the lead replaces this placeholder.
+async def ingest_into_store(
+    node: NodeHome,
+    spec: WatcherSpec,
+    paths: list[str],
+    context: WatcherContext,
+    *,
+    show_progress: bool = False,
+) -> tuple[RecordingSink, WatcherStats]:
+    """Run ``spec``'s watcher over ``paths`` into the node's store (evidence sealed)."""
+    from dtim.crypto.keyring import Keyring
+    from dtim.model import SystemClock
+    from dtim.service import StoreSink, open_store
 
-    Raises:
-        DTIMError: always, until the store-backed sink exists.
-    """
-    raise DTIMError(
-        f"--store is not available yet (no store-backed sink for {home}); run without --store"
-    )
+    keyring = Keyring.load_or_create(node.keys_dir, now=SystemClock().now())
+    async with open_store(node) as store:
+        return await run_ingest(
+            spec, paths, StoreSink(store, keyring), context, show_progress=show_progress
+        )
 
 
 async def run_ingest(
@@ -64,7 +74,7 @@ async def run_ingest(
     *,
     show_progress: bool = False,
 ) -> tuple[RecordingSink, WatcherStats]:
-    """Run ``spec``'s watcher over ``paths`` into ``sink`` (the lead passes the store sink here)."""
+    """Run ``spec``'s watcher over ``paths`` into ``sink``."""
     recording = RecordingSink(sink)
     watcher = spec.create(context)
     stats = WatcherStats(spec.name)
@@ -131,9 +141,11 @@ def ingest_command(
         own_domains=tuple(settings.privacy.own_domains),
     )
     try:
-        sink: SightingSink = store_sink_factory(node.root) if store else MemorySink()
+        files = [str(p) for p in paths]
         recording, stats = asyncio.run(
-            run_ingest(spec, [str(p) for p in paths], sink, context, show_progress=not json_lines)
+            ingest_into_store(node, spec, files, context, show_progress=not json_lines)
+            if store
+            else run_ingest(spec, files, MemorySink(), context, show_progress=not json_lines)
         )
     except DTIMError as exc:
         raise _fail(str(exc)) from exc

@@ -1,0 +1,209 @@
+"""The node's watchers: which are on, running them side by side, publishing their counters.
+
+A built-in watcher is on when its ``[watchers]`` path is set (``ufw_log_path``,
+``zeek_log_dir`` ...). A plugin's watcher is on when its own table gives a
+path: ``[watchers.<name>] path = "..."``. Each runs in its own task; one that
+cannot start (ClamAV with neither clamd nor clamscan) is reported in its
+counters and retried, never fatal to the node. Counters are written to the
+store's state under :data:`STATS_STATE_KEY` for ``dtim status`` and the
+dashboard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import pluggy
+
+from dtim.config.settings import Settings
+from dtim.errors import WatcherError
+from dtim.model import Clock, JsonValue, SystemClock
+from dtim.watchers.base import InputKind, SightingSink, WatcherContext, WatcherSpec, parse_networks
+from dtim.watchers.clamav import ClamavWatcher
+from dtim.watchers.clamscan import DirectoryScanner, choose_engine
+from dtim.watchers.plugins import make_plugin_manager, registered_watchers
+from dtim.watchers.runner import WatcherRunner, WatcherStats, sources_for
+
+log = logging.getLogger("dtim.watchers")
+
+STATS_STATE_KEY = "watchers.stats"
+BUILTIN_PATHS: Mapping[str, str] = {
+    "ufw": "ufw_log_path",
+    "fail2ban": "fail2ban_log_path",
+    "suricata": "suricata_log_path",
+    "zeek": "zeek_log_dir",
+    "clamav": "clamav_scan_dir",
+    "nginx_access": "nginx_access_log",
+    "nginx_error": "nginx_error_log",
+    "apache_access": "apache_access_log",
+    "apache_error": "apache_error_log",
+}
+"""Built-in watcher name → the ``[watchers]`` key holding its path."""
+PLUGIN_PATH_OPTION = "path"
+ENGINE_RETRY_SECONDS = 60.0
+
+
+class StateWriter(Protocol):
+    """What the supervisor needs of the store (:class:`dtim.store.Store` fits)."""
+
+    async def set_state(self, key: str, value: JsonValue) -> None:
+        """Keep ``value`` under ``key``."""
+        ...
+
+
+@dataclass(frozen=True)
+class EnabledWatcher:
+    """A watcher the settings turn on: its spec, what it reads and its table."""
+
+    spec: WatcherSpec
+    path: str
+    options: Mapping[str, object]
+
+
+def enabled_watchers(settings: Settings, specs: Mapping[str, WatcherSpec]) -> list[EnabledWatcher]:
+    """The watchers ``settings`` turn on, in name order."""
+    rules = settings.watchers.rules
+    enabled: list[EnabledWatcher] = []
+    for name, spec in sorted(specs.items()):
+        table = dict(rules.get(name, {}))
+        plugin_path = table.pop(PLUGIN_PATH_OPTION, "")
+        key = BUILTIN_PATHS.get(name)
+        path = getattr(settings.watchers, key) if key else plugin_path
+        if isinstance(path, str) and path:
+            enabled.append(EnabledWatcher(spec, path, table))
+    return enabled
+
+
+class ScanRunner:
+    """Runs the ClamAV watcher over its scan directory (new files hashed and scanned)."""
+
+    def __init__(
+        self, watcher: ClamavWatcher, directory: str, sink: SightingSink, poll_interval: float
+    ) -> None:
+        self.watcher = watcher
+        self.directory = directory
+        self.sink = sink
+        self.poll_interval = poll_interval
+        self.stats = WatcherStats(watcher.name)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Find an engine (retrying while there is none), then scan until ``stop``."""
+        scanner: DirectoryScanner | None = None
+        while not stop.is_set():
+            if scanner is None:
+                try:
+                    engine = await choose_engine(self.watcher.clamd_socket, self.watcher.clamscan)
+                except WatcherError as exc:
+                    self._problem(str(exc))
+                    await _wait(stop, ENGINE_RETRY_SECONDS)
+                    continue
+                scanner = DirectoryScanner(self.watcher, self.directory, engine)
+            found = await scanner.poll_once(self.sink)
+            self.stats.sightings += len(found)
+            self.stats.lines = scanner.scanned
+            self.stats.observations = scanner.infected
+            if scanner.problem:
+                self._problem(scanner.problem)
+            else:
+                self.stats.problems.clear()
+            await _wait(stop, self.poll_interval)
+
+    def _problem(self, problem: str) -> None:
+        if self.stats.problems.get(self.directory) != problem:
+            log.warning("%s: %s (will retry)", self.watcher.name, problem)
+        self.stats.problems[self.directory] = problem
+
+
+class WatcherSupervisor:
+    """Builds the enabled watchers and runs them until stopped.
+
+    Args:
+        settings: the node's settings.
+        sink: where sightings and tail positions are committed (the store, sealed evidence).
+        store: where counters are published (``set_state``).
+        poll_interval: seconds between polls of every source.
+        stats_interval: seconds between counter publications.
+
+    Raises:
+        ConfigError: on construction, a watcher's table or ``privacy.own_networks`` is invalid.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        sink: SightingSink,
+        store: StateWriter,
+        *,
+        clock: Clock | None = None,
+        poll_interval: float = 1.0,
+        stats_interval: float = 5.0,
+        manager: pluggy.PluginManager | None = None,
+    ) -> None:
+        self.sink = sink
+        self.store = store
+        self.stats_interval = stats_interval
+        specs = registered_watchers(manager or make_plugin_manager())
+        networks = parse_networks(list(settings.privacy.own_networks))
+        start_at = settings.watchers.start_at
+        self.runners: list[WatcherRunner | ScanRunner] = []
+        for enabled in enabled_watchers(settings, specs):
+            context = WatcherContext(
+                settings=enabled.options,
+                own_networks=networks,
+                own_domains=tuple(settings.privacy.own_domains),
+                clock=clock or SystemClock(),
+            )
+            watcher = enabled.spec.create(context)
+            if enabled.spec.input is InputKind.SCAN and isinstance(watcher, ClamavWatcher):
+                self.runners.append(ScanRunner(watcher, enabled.path, sink, poll_interval))
+                continue
+            sources = sources_for(
+                enabled.spec.name, enabled.spec.input, enabled.path, start_at=start_at
+            )
+            self.runners.append(WatcherRunner(watcher, sources, sink, poll_interval=poll_interval))
+
+    @property
+    def names(self) -> list[str]:
+        """Names of the running watchers."""
+        return [runner.stats.name for runner in self.runners]
+
+    def stats(self) -> dict[str, JsonValue]:
+        """Every watcher's counters, by name."""
+        return {runner.stats.name: runner.stats.to_json() for runner in self.runners}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every watcher until ``stop`` is set; publish counters meanwhile and at the end.
+
+        Raises:
+            the first error of a watcher task (the node stops on it).
+        """
+        if not self.runners:
+            return
+        log.info("watchers: %s", ", ".join(self.names))
+        try:
+            # A task group: a watcher that fails cancels the others and its error surfaces.
+            async with asyncio.TaskGroup() as group:
+                for runner in self.runners:
+                    group.create_task(runner.run(stop), name=f"watcher-{runner.stats.name}")
+                group.create_task(self._publish_until(stop), name="watcher-stats")
+        finally:
+            await self.publish()
+
+    async def _publish_until(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.publish()
+            await _wait(stop, self.stats_interval)
+
+    async def publish(self) -> None:
+        """Write the counters into the store's state."""
+        await self.store.set_state(STATS_STATE_KEY, self.stats())
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
