@@ -30,12 +30,12 @@ from dtim.crypto.passwords import hash_password, verify_password
 from dtim.errors import CryptoError, DTIMError
 from dtim.model.clock import Clock, SystemClock, iso
 
-ADMIN_PASSWORD_FILE = "admin.argon2"  # noqa: S105  # a file name, not a password
+ADMIN_PASSWORD_FILE = "admin.argon2"  # noqa: S105  # nosec B105  # a file name, not a password
 ADMIN_TOKENS_FILE = "admin-tokens.json"
 SESSION_COOKIE = "dtim_session"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
-TOKEN_PREFIX = "dtim_"  # noqa: S105  # marks DTIM tokens in secret scanners
+TOKEN_PREFIX = "dtim_"  # noqa: S105  # nosec B105  # marks DTIM tokens in secret scanners
 
 
 class LoginRefused(DTIMError):
