@@ -192,7 +192,7 @@ class PeerTrust:
         with self._lock:
             if self._current is None:
                 self._rebuild()
-            assert self._current is not None
+            assert self._current is not None  # nosec B101  # set by _rebuild just above; narrows the type
             return self._current
 
     def listener_context(self) -> ssl.SSLContext:
