@@ -177,7 +177,7 @@ class Session:
                 raise ProtocolError("session header repeated")
             self._header = decoded.header
         header = decoded.header or self._header
-        assert header is not None  # decode_message refuses a first message without one
+        assert header is not None  # nosec B101  # decode_message refuses a first message without one
         out = _Output(self._params.frame_limit)
         lower = MIN_BOUND
         for received in decoded.ranges:
@@ -285,7 +285,7 @@ class Session:
             yield hashlib.sha256(header.salt + item).digest()[: header.hash_size], ItemId(item)
 
     def _hashes(self, lo: Key, hi: Key) -> tuple[bytes, ...]:
-        assert self._header is not None  # set before any range is answered
+        assert self._header is not None  # nosec B101  # set before any range is answered
         return tuple(short for short, _ in self._short_ids(lo, hi, self._header))
 
 

@@ -7,4 +7,4 @@ import random
 
 def seeded(seed: float | int) -> random.Random:
     """A reproducible generator: simulations must replay exactly from their seed."""
-    return random.Random(seed)  # noqa: S311  # not for secrets: reproducible experiments
+    return random.Random(seed)  # noqa: S311  # nosec B311  # not for secrets: reproducible experiments
