@@ -105,7 +105,7 @@ class RegistryDiscovery:
         self._instance: str | None = None
         self._heartbeat: float | None = None
         self._restored = False
-        self._jitter = random.Random()  # noqa: S311  # spreading rounds in time, not security
+        self._jitter = random.Random()  # noqa: S311  # nosec B311  # spreading rounds in time, not security
 
     @property
     def interval(self) -> float:

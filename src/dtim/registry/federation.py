@@ -75,7 +75,7 @@ class Federation:
         self._timeout = timeout
         self._clock = clock or SystemClock()
         self._clients: dict[str, RegistryClient] = {}
-        self._jitter = random.Random()  # noqa: S311  # spreading rounds in time, not security
+        self._jitter = random.Random()  # noqa: S311  # nosec B311  # spreading rounds in time, not security
 
     def _client(self, url: str) -> RegistryClient:
         client = self._clients.get(url)
