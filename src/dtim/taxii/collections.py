@@ -143,7 +143,7 @@ class ObjectQuery:
 
 def static_entries(collection: Collection) -> list[Entry]:
     """The definitions a readable collection holds, at change number 0."""
-    assert collection.tlp is not None  # only readable collections are paged
+    assert collection.tlp is not None  # nosec B101  # only readable collections are paged
     objects = [*marking_definitions([collection.tlp]), dtim_identity(), dtim_extension_definition()]
     return [
         Entry(obj, str(obj.get("modified") or obj["created"]), (0, index))
@@ -174,7 +174,7 @@ async def collect(
     drop most records; the page then ends early with ``more`` set, and the
     cursor lets the client go on from there.
     """
-    assert collection.tlp is not None
+    assert collection.tlp is not None  # nosec B101  # callers page readable collections only; narrows the type
     entries: list[Entry] = []
     added_after = iso(query.added_after) if query.added_after is not None else None
     if query.after < (1, 0):
