@@ -207,7 +207,7 @@ class AccessParser:
         )
 
     def _custom(self, line: str) -> Observation:
-        assert self.custom is not None  # only called when a custom format is set
+        assert self.custom is not None  # nosec B101  # only called when a custom format is set
         match = self.custom.match(line)
         if match is None:
             raise ParseError(self.source, "line does not match the configured log format")

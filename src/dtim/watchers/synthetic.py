@@ -345,7 +345,7 @@ def _sessions(
     if source == "clamav":
 
         def clam_attacker() -> Session:
-            md5 = hashlib.md5(rng.randbytes(16)).hexdigest()  # noqa: S324  # synthetic file identities
+            md5 = hashlib.md5(rng.randbytes(16), usedforsecurity=False).hexdigest()  # a file id
             truth.attackers.add(md5)
             yield (
                 lambda moment: (
@@ -464,7 +464,7 @@ def generate(
     Raises:
         ValueError: unknown source.
     """
-    rng = random.Random(seed)  # noqa: S311  # reproducible synthetic traffic, not secrets
+    rng = random.Random(seed)  # noqa: S311  # nosec B311  # reproducible synthetic traffic, not secrets
     labels = truth if truth is not None else Labelled(source)
     new_attacker, benign_line = _sessions(source, rng, labels)
     attackers = labels.attackers

@@ -284,7 +284,7 @@ class FileTailer:
             if self._open is None and not self._open_next():
                 return None
             state = self._open
-            assert state is not None  # opened just above
+            assert state is not None  # nosec B101  # opened just above
             try:
                 data = state.handle.read(self.batch_bytes)
             except OSError as exc:
