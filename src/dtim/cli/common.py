@@ -22,6 +22,19 @@ SetOption = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a setting for this run: section.key=value (repeatable)."),
 ]
+LogFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format",
+        help='Standard error as "text" or "json" (one object per line); default: logging.format.',
+        show_default=False,
+    ),
+]
+
+
+def with_log_format(sets: list[str] | None, log_format: str | None) -> list[str]:
+    """``--set`` options plus ``logging.format`` when ``--log-format`` was given."""
+    return [*(sets or []), *([f"logging.format={log_format}"] if log_format is not None else [])]
 
 stdout = Console(highlight=False, soft_wrap=True, markup=False)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)

@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-from dtim.cli.common import HomeOption, SetOption, open_home
+from dtim.cli.common import (
+    HomeOption,
+    LogFormatOption,
+    SetOption,
+    open_home,
+    with_log_format,
+)
 
 app = typer.Typer(help="Run the opt-in peer registry.", no_args_is_help=True)
 
@@ -30,6 +36,7 @@ def run(
         ),
     ] = None,
     sets: SetOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Serve the registry over HTTPS until interrupted (SIGINT/SIGTERM stop it cleanly).
 
@@ -38,5 +45,5 @@ def run(
     """
     from dtim.service import run_registry
 
-    registry_home = open_home(home, sets)
+    registry_home = open_home(home, with_log_format(sets, log_format))
     asyncio.run(run_registry(registry_home, port=port, database_url=db))

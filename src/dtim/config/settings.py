@@ -146,7 +146,17 @@ class IntegrationsSettings:
         example='[{ url = "https://siem.example.org/dtim", secret_env = "DTIM_WEBHOOK_SECRET", min_confidence = 70 }]',
     )
     syslog_cef_address: str = setting("", "host:port of a syslog collector receiving CEF over UDP; empty turns it off.", example="127.0.0.1:514")
+    syslog_cef_transport: str = setting("udp", 'How CEF lines travel: "udp" (one datagram each) or "tcp" (RFC 6587 octet counting).')
     syslog_min_confidence: int = setting(70, "Only indicators at or above this confidence are sent as CEF.")
+    syslog_types: tuple[str, ...] = setting([], "Indicator types sent as CEF (empty: every type).", example='["ipv4", "ipv6", "domain", "url"]')
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    """``[logging]``: what the node and registry write to standard error (not the audit log)."""
+
+    format: str = setting("text", 'Standard error lines: "text" for people, "json" for log shippers (one object per line).')
+    level: str = setting("info", 'Least severe level written: "debug", "info", "warning" or "error".')
 
 
 @dataclass(frozen=True)
@@ -162,6 +172,7 @@ class Settings:
     aging: AgingSettings = field(default_factory=AgingSettings)
     registry: RegistrySettings = field(default_factory=RegistrySettings)
     integrations: IntegrationsSettings = field(default_factory=IntegrationsSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     def __repr__(self) -> str:
         # Secrets never reach logs through repr().
@@ -197,5 +208,6 @@ for _section in (
     AgingSettings,
     RegistrySettings,
     IntegrationsSettings,
+    LoggingSettings,
 ):
     _section.__repr__ = _masked_repr  # type: ignore[method-assign]  # one masking repr for every section

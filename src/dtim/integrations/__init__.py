@@ -1,1 +1,1 @@
-"""Outgoing integrations: webhooks and syslog CEF. Everything they send passes the privacy filter."""
+"""Outgoing integrations: webhooks and syslog CEF, fed through the privacy filter."""

@@ -1,4 +1,4 @@
-"""Outgoing webhooks: indicators POSTed to a receiver, HMAC-signed, retried, never blocking the node.
+"""Outgoing webhooks: indicators POSTed to a receiver, HMAC-signed, retried, never blocking.
 
 Each target has a bounded queue and its own worker: :meth:`WebhookDispatcher.offer`
 never waits, a slow or hanging receiver only fills (and then overflows) its
@@ -45,7 +45,9 @@ class WebhookTarget:
 
     def wants(self, indicator: Indicator) -> bool:
         """Whether the indicator passes this target's confidence and type filters."""
-        return indicator.confidence >= self.min_confidence and (not self.types or indicator.type in self.types)
+        return indicator.confidence >= self.min_confidence and (
+            not self.types or indicator.type in self.types
+        )
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -78,16 +80,26 @@ class WebhookDispatcher:
         self._targets = list(targets)
         self._privacy = privacy
         self._client = client
-        self._queues: dict[str, asyncio.Queue[bytes]] = {t.name: asyncio.Queue(queue_size) for t in targets}
+        self._queues: dict[str, asyncio.Queue[bytes]] = {
+            t.name: asyncio.Queue(queue_size) for t in targets
+        }
         self._max_attempts = max_attempts
         self._base_delay = base_delay
         self._timeout = timeout
         self._sleep = sleep
         self._metrics = metrics
-        metrics.declare("dtim_webhook_deliveries_total", "counter", "Webhook calls by target and outcome.")
+        metrics.declare(
+            "dtim_webhook_deliveries_total", "counter", "Webhook calls by target and outcome."
+        )
 
-    def offer(self, indicator: Indicator) -> int:
+    def offer(
+        self, indicator: Indicator, *, fresh: Callable[[str, str, bytes], bool] | None = None
+    ) -> int:
         """Queue the indicator for every target that wants it and may see it; never blocks.
+
+        Args:
+            fresh: called with (target name, indicator id, body); a False answer skips
+                that target (the body is the one it was sent last time).
 
         Returns:
             How many targets it was queued for.
@@ -96,15 +108,23 @@ class WebhookDispatcher:
         for target in self._targets:
             if not target.wants(indicator):
                 continue
-            shared = self._privacy.share(indicator, Destination.consumer(target.name, tlps=target.tlps, level=target.level))
+            shared = self._privacy.share(
+                indicator, Destination.consumer(target.name, tlps=target.tlps, level=target.level)
+            )
             if shared is None:
                 continue
             body = orjson.dumps({"event": "indicator", "indicator": shared.to_json()})
+            if fresh is not None and not fresh(target.name, indicator.id, body):
+                continue
             try:
                 self._queues[target.name].put_nowait(body)
                 queued += 1
             except asyncio.QueueFull:
-                self._metrics.inc("dtim_webhook_deliveries_total", target=target.name, outcome="dropped_queue_full")
+                self._metrics.inc(
+                    "dtim_webhook_deliveries_total",
+                    target=target.name,
+                    outcome="dropped_queue_full",
+                )
         return queued
 
     async def run(self) -> None:
@@ -136,18 +156,26 @@ class WebhookDispatcher:
                 SIGNATURE_HEADER: sign(target.secret, timestamp, body),
             }
             try:
-                response = await self._client.post(target.url, content=body, headers=headers, timeout=self._timeout)
+                response = await self._client.post(
+                    target.url, content=body, headers=headers, timeout=self._timeout
+                )
             except httpx.HTTPError:
                 outcome = "error"
             else:
                 if response.is_success:
-                    self._metrics.inc("dtim_webhook_deliveries_total", target=target.name, outcome="delivered")
+                    self._metrics.inc(
+                        "dtim_webhook_deliveries_total", target=target.name, outcome="delivered"
+                    )
                     return
                 if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
-                    self._metrics.inc("dtim_webhook_deliveries_total", target=target.name, outcome="refused")
+                    self._metrics.inc(
+                        "dtim_webhook_deliveries_total", target=target.name, outcome="refused"
+                    )
                     return
                 outcome = f"http_{response.status_code}"
-            self._metrics.inc("dtim_webhook_deliveries_total", target=target.name, outcome=f"retry_{outcome}")
+            self._metrics.inc(
+                "dtim_webhook_deliveries_total", target=target.name, outcome=f"retry_{outcome}"
+            )
             if attempt + 1 < self._max_attempts:
                 await self._sleep(self._base_delay * 2**attempt)
         self._metrics.inc("dtim_webhook_deliveries_total", target=target.name, outcome="gave_up")
