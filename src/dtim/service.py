@@ -9,13 +9,13 @@ import gc
 import logging
 import random
 import signal
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -65,6 +65,7 @@ from dtim.store.gossip import GossipStore
 if TYPE_CHECKING:
     import httpx
 
+    from dtim.taxii.runtime import NodeRuntime
     from dtim.watchers.enrichment import EnrichingSink
 
 ADMIN_PASSWORD_FILE = "admin.argon2"  # noqa: S105  # a file name, not a password
@@ -123,12 +124,51 @@ async def _store_ready(store: Store) -> dict[str, str]:
     return {}
 
 
-def build_admin_app(store: Store) -> FastAPI:
-    """The admin listener's application (health for now; admin API and dashboard mount here)."""
-    app = FastAPI(title="DTIM admin API", version=__version__)
-    app.include_router(health_router(lambda: _store_ready(store)))
-    app.include_router(metrics_router(store))
+TAXII_ACCOUNTS_FILE = "taxii-users.json"
+"""TAXII consumer accounts, in the home's ``config/`` (``dtim taxii users add``)."""
+
+
+def build_admin_app(
+    home: NodeHome,
+    store: Store,
+    gossip: GossipRuntime | None = None,
+    *,
+    routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """The admin listener's app: dashboard and admin API, health, metrics, TAXII at ``/taxii2``.
+
+    Raises:
+        CryptoError: the identity or keyring is unusable.
+        ConfigError: a bad privacy or aging setting, or an unreadable TAXII accounts file.
+    """
+    from dtim.taxii.wiring import node_taxii_server
+    from dtim.web.node import node_admin_app, privacy_filter_for
+
+    app = node_admin_app(
+        home,
+        store,
+        routers=[health_router(lambda: _store_ready(store)), metrics_router(store), *routers],
+        peer_control=peer_control(home, store, gossip.directory if gossip else None),
+        gossip_status=gossip.loop.status if gossip else None,
+    )
+    taxii = node_taxii_server(
+        store, privacy_filter_for(home), home.config_dir / TAXII_ACCOUNTS_FILE, SystemClock()
+    )
+    app.mount("/taxii2", taxii.app())
     return app
+
+
+@contextlib.asynccontextmanager
+async def open_taxii_runtime(home: NodeHome) -> AsyncIterator[NodeRuntime]:
+    """What ``dtim taxii`` and ``dtim indicators export|import`` run on: the home's store,
+    privacy filter and TAXII accounts."""
+    from dtim.taxii.wiring import node_runtime
+    from dtim.web.node import privacy_filter_for
+
+    async with open_store(home) as store:
+        yield node_runtime(
+            store, privacy_filter_for(home), home.config_dir / TAXII_ACCOUNTS_FILE, SystemClock()
+        )
 
 
 async def run_node(home: NodeHome) -> None:
@@ -159,7 +199,7 @@ async def run_node(home: NodeHome) -> None:
         servers = [
             _NodeServer(
                 uvicorn.Config(
-                    build_admin_app(store),
+                    build_admin_app(home, store, gossip),
                     host=home.settings.admin.listen_address,
                     port=home.settings.admin.listen_port,
                     log_level="warning",

@@ -5,7 +5,7 @@ Mount on the indicators group::
     indicators.app.command("export")(indicators_io.export)
     indicators.app.command("import")(indicators_io.import_)
 
-The runtime comes from ``dtim.service.open_taxii_runtime(home, sets)`` (see
+The runtime comes from ``dtim.service.open_taxii_runtime(home)`` (see
 :mod:`dtim.cli.taxii`); everything exported passes the privacy filter there.
 """
 

@@ -2,7 +2,7 @@
 
 Mount with ``app.add_typer(taxii.app, name="taxii")``. The commands reach the
 node through a runtime (``dtim.taxii.runtime.NodeRuntime``) that
-``dtim.service.open_taxii_runtime(home, sets)`` opens; tests install their
+``dtim.service.open_taxii_runtime(home)`` opens; tests install their
 own with :func:`configure`.
 """
 
@@ -18,8 +18,16 @@ from typing import Annotated, Any, Protocol
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from dtim.cli.common import HomeOption, JsonOption, SetOption, print_json, stderr, stdout
-from dtim.errors import ConfigError, ValidationError
+from dtim.cli.common import (
+    HomeOption,
+    JsonOption,
+    SetOption,
+    open_home,
+    print_json,
+    stderr,
+    stdout,
+)
+from dtim.errors import ValidationError
 
 
 class TaxiiCommands(Protocol):
@@ -78,12 +86,9 @@ def _open(home: Path | None, sets: list[str] | None) -> AbstractAsyncContextMana
         return _factory(home, sets)
     from dtim import service
 
-    opener = getattr(service, "open_taxii_runtime", None)
-    if opener is None:
-        raise ConfigError(
-            "this build does not wire the TAXII runtime (dtim.service.open_taxii_runtime)"
-        )
-    runtime: AbstractAsyncContextManager[TaxiiCommands] = opener(home, sets)
+    runtime: AbstractAsyncContextManager[TaxiiCommands] = service.open_taxii_runtime(
+        open_home(home, sets)
+    )
     return runtime
 
 

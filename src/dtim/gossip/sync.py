@@ -40,12 +40,23 @@ from dtim.gossip.reputation import Reputation
 from dtim.gossip.stem import Stem, shared_ids
 from dtim.gossip.transport import GossipTransport
 from dtim.gossip.views import ItemIndex
+from dtim.metrics import METRICS
 from dtim.model import Clock, IndicatorId, Peer, PeerId
 from dtim.model.indicator import JsonValue
 from dtim.store import Store
 from dtim.store.gossip import GossipStore
 
 log = logging.getLogger("dtim.gossip")
+METRICS.declare(
+    "dtim_gossip_sessions_total", "counter", "Gossip sessions started, by peer and result."
+)
+METRICS.declare(
+    "dtim_gossip_session_seconds_total",
+    "counter",
+    "Seconds spent in gossip sessions, by peer (divide by sessions for the mean latency).",
+)
+METRICS.declare("dtim_gossip_reconcile_bytes_total", "counter", "Reconciliation bytes, by peer.")
+METRICS.declare("dtim_gossip_items_total", "counter", "Gossip items sent and received, by peer.")
 
 Spawn = Callable[[Coroutine[Any, Any, Any], str], "asyncio.Task[Any]"]
 """Starts a named background task (``service.spawn``)."""
@@ -253,14 +264,17 @@ class GossipLoop:
         return [first, *pool[: max(0, self.settings.peers_per_round - 1)]]
 
     async def _session(self, peer: Peer) -> None:
+        started = time.monotonic()
         try:
             async with self._slots:
                 view = self.index.view_for(peer.id, peer.groups, self.clock.now())
+                started = time.monotonic()
                 outcome = await asyncio.wait_for(
                     run_session(self.transport, peer, view, self.inbox, params=self._params),
                     self.settings.session_seconds,
                 )
         except (GossipError, TimeoutError) as exc:
+            _count_session(peer.id, "failed", time.monotonic() - started)
             until = self._backoff.failed(peer.id, time.monotonic())
             if self.reputation is not None:
                 self.reputation.record_session(peer.id, False)
@@ -273,6 +287,7 @@ class GossipLoop:
         except StoreError as exc:
             log.warning("session with %s: store failed: %s", peer.id[:16], exc)
         else:
+            _count_session(peer.id, "ok", time.monotonic() - started, outcome)
             self._backoff.succeeded(peer.id)
             self.outcomes = [*self.outcomes[-99:], outcome]
             if self.reputation is not None:
@@ -369,3 +384,16 @@ class GossipLoop:
             except StoreError as exc:
                 log.warning("aging sweep failed: %s", exc)
             await asyncio.sleep(every.total_seconds())
+
+
+def _count_session(
+    peer_id: str, result: str, seconds: float, outcome: SessionOutcome | None = None
+) -> None:
+    """Per-peer gossip figures for ``/metrics`` (label: the peer's short id)."""
+    peer = peer_id[:16]
+    METRICS.inc("dtim_gossip_sessions_total", peer=peer, result=result)
+    METRICS.inc("dtim_gossip_session_seconds_total", seconds, peer=peer)
+    if outcome is not None:
+        METRICS.inc("dtim_gossip_reconcile_bytes_total", outcome.reconcile_bytes, peer=peer)
+        METRICS.inc("dtim_gossip_items_total", outcome.pushed, peer=peer, direction="sent")
+        METRICS.inc("dtim_gossip_items_total", outcome.pulled, peer=peer, direction="received")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
@@ -27,6 +28,8 @@ import orjson
 from dtim.crypto.passwords import hash_password, verify_password
 from dtim.errors import ConfigError, ValidationError
 from dtim.model import Tlp
+
+log = logging.getLogger("dtim.taxii")
 
 PRIVACY_LEVELS = ("strict", "moderate", "open")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
@@ -115,6 +118,25 @@ class AccountBook:
         self._by_cert: dict[str, Account] = {}
         self._cache_key = secrets.token_bytes(32)
         self._verified: dict[str, tuple[bytes, float]] = {}
+        self._loaded: tuple[int, int, int] | None = None
+
+    def _signature(self) -> tuple[int, int, int] | None:
+        try:
+            info = self.path.stat()
+        except OSError:
+            return None
+        return (info.st_ino, info.st_mtime_ns, info.st_size)
+
+    def refresh(self) -> None:
+        """Reload when ``dtim taxii users`` changed the file; keep the old accounts if the new
+        file is unreadable (a running server must not lock everyone out on a bad edit)."""
+        if self._signature() == self._loaded:
+            return
+        try:
+            self.load()
+        except ConfigError as exc:
+            log.warning("keeping the TAXII accounts loaded before: %s", exc)
+            self._loaded = self._signature()
 
     def load(self) -> AccountBook:
         """Read the file (a missing file means no accounts).
@@ -122,8 +144,10 @@ class AccountBook:
         Raises:
             ConfigError: the file is unreadable or malformed.
         """
+        signature = self._signature()
         if not self.path.exists():
             self._set([])
+            self._loaded = signature
             return self
         try:
             raw = orjson.loads(self.path.read_bytes())
@@ -138,6 +162,7 @@ class AccountBook:
         ) as exc:
             raise ConfigError(f"cannot read TAXII accounts: {exc}", path=str(self.path)) from None
         self._set(accounts)
+        self._loaded = signature
         return self
 
     def _set(self, accounts: list[Account]) -> None:
@@ -189,6 +214,7 @@ class AccountBook:
 
     def check_password(self, name: str, password: str) -> Account | None:
         """The account when ``password`` is right, else None (remembering successes briefly)."""
+        self.refresh()
         account = self._accounts.get(name)
         if account is None or not account.password_hash:
             return None
@@ -204,6 +230,7 @@ class AccountBook:
 
     def by_certificate(self, fingerprint: str) -> Account | None:
         """The account that lists this client-certificate fingerprint."""
+        self.refresh()
         return self._by_cert.get(fingerprint.replace(":", "").lower())
 
 
