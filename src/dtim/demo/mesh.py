@@ -8,7 +8,7 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
+import subprocess  # nosec B404  # starts the demo's own dtim processes
 import sys
 import time
 from collections.abc import Callable
@@ -24,7 +24,20 @@ from dtim.errors import DTIMError
 from dtim.model import Indicator
 from dtim.store import IndicatorQuery, Store
 
-LOCAL_SOURCES = frozenset({"ufw", "fail2ban", "nginx_access", "nginx_error", "apache_access", "apache_error", "suricata", "zeek", "clamav", "manual"})
+LOCAL_SOURCES = frozenset(
+    {
+        "ufw",
+        "fail2ban",
+        "nginx_access",
+        "nginx_error",
+        "apache_access",
+        "apache_error",
+        "suricata",
+        "zeek",
+        "clamav",
+        "manual",
+    }
+)
 COMMAND_TIMEOUT = 60
 
 
@@ -98,25 +111,53 @@ class DemoMesh:
     started_at: float = field(default_factory=time.monotonic)
 
     @classmethod
-    def create(cls, root: Path, count: int, interval: float, say: Callable[[str], None]) -> DemoMesh:
-        """Make the homes with `dtim init` (keys, certificates, config) for a registry and ``count`` nodes."""
+    def create(
+        cls, root: Path, count: int, interval: float, say: Callable[[str], None]
+    ) -> DemoMesh:
+        """Make homes with `dtim init` (keys, certificates, config): a registry, ``count`` nodes."""
         registry_port = free_port()
         registry_home = root / "registry"
-        _run("init", "--home", str(registry_home), "--endpoint", f"https://127.0.0.1:{registry_port}", "--json")
+        _run(
+            "init",
+            "--home",
+            str(registry_home),
+            "--endpoint",
+            f"https://127.0.0.1:{registry_port}",
+            "--json",
+        )
         nodes = []
         for index in range(count):
             port = free_port()
             node = DemoNode(f"node{index + 1}", root / f"node{index + 1}", port, free_port())
-            created = orjson.loads(_run("init", "--home", str(node.home), "--endpoint", f"https://127.0.0.1:{port}", "--json"))
-            node.node_id, node.fingerprint, node.admin_password = created["node_id"], created["fingerprint"], created["admin_password"]
+            created = orjson.loads(
+                _run(
+                    "init",
+                    "--home",
+                    str(node.home),
+                    "--endpoint",
+                    f"https://127.0.0.1:{port}",
+                    "--json",
+                )
+            )
+            node.node_id, node.fingerprint, node.admin_password = (
+                created["node_id"],
+                created["fingerprint"],
+                created["admin_password"],
+            )
             node.logs.mkdir(parents=True, exist_ok=True)
             # Nodes trust the demo registry's own CA, as an operator would install it.
             (node.home / "certs" / "registry-ca").mkdir(parents=True, exist_ok=True)
-            shutil.copy(registry_home / "certs" / "ca.crt", node.home / "certs" / "registry-ca" / "demo-registry.crt")
+            shutil.copy(
+                registry_home / "certs" / "ca.crt",
+                node.home / "certs" / "registry-ca" / "demo-registry.crt",
+            )
             for name in ("nginx-access.log", "ufw.log", "fail2ban.log"):
                 (node.logs / name).touch()
             nodes.append(node)
-            say(f"{node.name}: home {node.home}, id {node.node_id[:16]}…, fingerprint {node.fingerprint}")
+            say(
+                f"{node.name}: home {node.home}, id {node.node_id[:16]}…, "
+                f"fingerprint {node.fingerprint}"
+            )
         return cls(root, nodes, registry_home, registry_port, interval, say)
 
     @property
@@ -126,18 +167,27 @@ class DemoMesh:
 
     def start(self) -> None:
         """Start the registry and every node as separate processes."""
-        self.registry = _spawn(
-            ["registry", "run", "--home", str(self.registry_home), "--port", str(self.registry_port)],
-            {"DTIM__REGISTRY__HEARTBEAT_SECONDS": "3"},  # demo nodes refresh (and so discover) every 3 s
-            self.root / "registry.log",
-        )
+        argv = [
+            "registry",
+            "run",
+            "--home",
+            str(self.registry_home),
+            "--port",
+            str(self.registry_port),
+        ]
+        # demo nodes refresh (and so discover) every 3 s
+        heartbeat = {"DTIM__REGISTRY__HEARTBEAT_SECONDS": "3"}
+        self.registry = _spawn(argv, heartbeat, self.root / "registry.log")
         for node in self.nodes:
             env = node.environment(self.registry_url, self.interval)
-            node.process = _spawn(["node", "run", "--home", str(node.home)], env, self.root / f"{node.name}.log")
+            node.process = _spawn(
+                ["node", "run", "--home", str(node.home)], env, self.root / f"{node.name}.log"
+            )
 
     def stop(self) -> None:
         """Stop every process (SIGTERM, then SIGKILL after a grace period)."""
-        processes = [n.process for n in self.nodes if n.process] + ([self.registry] if self.registry else [])
+        processes = [n.process for n in self.nodes if n.process]
+        processes += [self.registry] if self.registry else []
         for process in processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -155,29 +205,40 @@ class DemoMesh:
         Raises:
             DTIMError: a process exited.
         """
-        for name, process in [(n.name, n.process) for n in self.nodes] + [("registry", self.registry)]:
+        named = [(n.name, n.process) for n in self.nodes] + [("registry", self.registry)]
+        for name, process in named:
             if process is not None and process.poll() is not None:
                 log = (self.root / f"{name}.log").read_text(errors="replace")[-2000:]
                 raise DTIMError(f"{name} exited with code {process.returncode}:\n{log}")
 
-    async def approve_all(self, timeout: float) -> None:
+    async def approve_all(self, timeout: float) -> None:  # noqa: ASYNC109  # named in the error; polls between blocking calls
         """Wait until every node lists every other as pending, then approve them all."""
         deadline = time.monotonic() + timeout
         wanted = {n.node_id for n in self.nodes}
         while True:
             self.check_alive()
             listing = {node.name: await asyncio.to_thread(_peers, node) for node in self.nodes}
-            if all(wanted - {node.node_id} <= {p["id"] for p in listing[node.name]} for node in self.nodes):
+            if all(
+                wanted - {node.node_id} <= {p["id"] for p in listing[node.name]}
+                for node in self.nodes
+            ):
                 break
             if time.monotonic() > deadline:
-                raise DTIMError(f"nodes did not discover each other through the registry within {timeout:.0f} s")
+                raise DTIMError(
+                    f"nodes did not discover each other through the registry within {timeout:.0f} s"
+                )
             await asyncio.sleep(0.5)
         self.say("Every node discovered the others through the registry, as pending peers.")
-        self.say("A real deployment approves each peer by hand after comparing its fingerprint; the demo approves them now.")
+        self.say(
+            "A real deployment approves each peer by hand after comparing its fingerprint; "
+            "the demo approves them now."
+        )
         for node in self.nodes:
             for peer in listing[node.name]:
                 if peer["id"] in wanted and peer["status"] != "approved":
-                    await asyncio.to_thread(_run, "peers", "approve", peer["id"], "--home", str(node.home))
+                    await asyncio.to_thread(
+                        _run, "peers", "approve", peer["id"], "--home", str(node.home)
+                    )
 
     def feed(self, plan: AttackPlan) -> dict[str, list[str]]:
         """Append attack traffic to each node's logs; returns the attacker addresses per node."""
@@ -187,7 +248,11 @@ class DemoMesh:
         for node, attackers in zip(self.nodes, own, strict=True):
             mine = [*shared, *attackers]
             fed[node.name] = mine
-            with (node.logs / "nginx-access.log").open("a") as nginx, (node.logs / "ufw.log").open("a") as ufw, (node.logs / "fail2ban.log").open("a") as f2b:
+            with (
+                (node.logs / "nginx-access.log").open("a") as nginx,
+                (node.logs / "ufw.log").open("a") as ufw,
+                (node.logs / "fail2ban.log").open("a") as f2b,
+            ):
                 for position, address in enumerate(mine):
                     kind = position % 3
                     if kind == 0:
@@ -223,7 +288,11 @@ def leaks(snapshot: dict[str, list[Indicator]]) -> list[dict[str, str]]:
             if detected_locally(item):
                 continue
             text = orjson.dumps(item.to_json()).decode().lower()
-            found.extend({"node": name, "indicator": item.id, "canary": canary} for canary in CANARIES if canary.lower() in text)
+            found.extend(
+                {"node": name, "indicator": item.id, "canary": canary}
+                for canary in CANARIES
+                if canary.lower() in text
+            )
     return found
 
 
@@ -252,26 +321,35 @@ def summarise(mesh: DemoMesh, snapshot: dict[str, list[Indicator]]) -> dict[str,
     return {
         "nodes": per_node,
         "indicators_everywhere": len(spread),
-        "seconds_to_every_node": {"max": round(max(spread), 2), "median": round(sorted(spread)[len(spread) // 2], 2)} if spread else None,
+        "seconds_to_every_node": {
+            "max": round(max(spread), 2),
+            "median": round(sorted(spread)[len(spread) // 2], 2),
+        }
+        if spread
+        else None,
         "leaks": leaks(snapshot),
     }
 
 
 def _run(*args: str) -> str:
-    result = subprocess.run(dtim_command(*args), capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False)  # noqa: S603  # our own CLI
+    result = subprocess.run(  # noqa: S603  # nosec B603  # our own CLI, argv list, no shell
+        dtim_command(*args), capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False
+    )
     if result.returncode != 0:
         raise DTIMError(f"`dtim {' '.join(args)}` failed: {result.stderr.strip()}")
     return result.stdout
 
 
 def _peers(node: DemoNode) -> list[dict[str, Any]]:
-    listed: list[dict[str, Any]] = orjson.loads(_run("peers", "list", "--json", "--home", str(node.home)))
+    listed: list[dict[str, Any]] = orjson.loads(
+        _run("peers", "list", "--json", "--home", str(node.home))
+    )
     return listed
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     handle = log.open("ab")
-    return subprocess.Popen(  # noqa: S603  # our own CLI
+    return subprocess.Popen(  # noqa: S603  # nosec B603  # our own CLI, argv list, no shell
         dtim_command(*args),
         stdout=handle,
         stderr=subprocess.STDOUT,
