@@ -17,7 +17,9 @@ def test_ids_are_uuid5_of_type_and_normalised_value() -> None:
     a = make_indicator("hxxp://EVIL[.]example:80", now=NOW)
     b = make_indicator("http://evil.example/", "url", now=NOW + timedelta(days=3))
     assert a.id == b.id == indicator_id("url", "http://evil.example/")
-    assert a.id == "b600ff35-76d4-559f-9f2d-6fd78190bc66"  # frozen: every node must compute the same
+    assert (
+        a.id == "b600ff35-76d4-559f-9f2d-6fd78190bc66"
+    )  # frozen: every node must compute the same
 
 
 @given(st.ip_addresses(v=4).map(str))
@@ -25,14 +27,24 @@ def test_ids_are_stable(value: str) -> None:
     assert make_indicator(value, now=NOW).id == make_indicator(f" {value} ", "ipv4", now=NOW).id
 
 
-@pytest.mark.parametrize(("raw", "tlp"), [("white", Tlp.CLEAR), ("TLP:CLEAR", Tlp.CLEAR), ("amber+strict", Tlp.AMBER_STRICT), ("AMBER_STRICT", Tlp.AMBER_STRICT), ("Red", Tlp.RED)])
+@pytest.mark.parametrize(
+    ("raw", "tlp"),
+    [
+        ("white", Tlp.CLEAR),
+        ("TLP:CLEAR", Tlp.CLEAR),
+        ("amber+strict", Tlp.AMBER_STRICT),
+        ("AMBER_STRICT", Tlp.AMBER_STRICT),
+        ("Red", Tlp.RED),
+    ],
+)
 def test_tlp_names_and_aliases(raw: str, tlp: Tlp) -> None:
     assert Tlp.parse(raw) is tlp
 
 
 def test_tlp_order_and_errors() -> None:
     assert Tlp.GREEN.stricter(Tlp.RED) is Tlp.RED
-    assert Tlp.AMBER.needs_recipients and not Tlp.GREEN.needs_recipients
+    assert Tlp.AMBER.needs_recipients
+    assert not Tlp.GREEN.needs_recipients
     with pytest.raises(ValidationError, match="unknown TLP 'purple'"):
         Tlp.parse("purple")
     with pytest.raises(ValidationError, match="unknown scope"):
@@ -60,10 +72,18 @@ def test_validation_names_the_field() -> None:
 
 def test_merge_folds_observations() -> None:
     first = make_indicator("1.2.3.4", now=NOW, tags=["scanner"], confidence=40, tlp="green")
-    later = make_indicator("1.2.3.4", now=NOW + timedelta(hours=2), tags=["ssh"], confidence=80, tlp="amber", sightings=3)
+    later = make_indicator(
+        "1.2.3.4",
+        now=NOW + timedelta(hours=2),
+        tags=["ssh"],
+        confidence=80,
+        tlp="amber",
+        sightings=3,
+    )
     merged = merge(first, later)
     assert merged.sightings == 4
-    assert merged.first_seen == NOW and merged.last_seen == NOW + timedelta(hours=2)
+    assert merged.first_seen == NOW
+    assert merged.last_seen == NOW + timedelta(hours=2)
     assert merged.tags == ("scanner", "ssh")
     assert merged.confidence == 80
     assert merged.tlp is Tlp.AMBER
@@ -72,7 +92,14 @@ def test_merge_folds_observations() -> None:
 
 
 def test_json_round_trip_and_seed_schema() -> None:
-    original = make_indicator("evil.example", now=NOW, tags=["malware"], tlp="red", recipients=["node-2"], custom_fields={"threat_category": "bruteforce"})
+    original = make_indicator(
+        "evil.example",
+        now=NOW,
+        tags=["malware"],
+        tlp="red",
+        recipients=["node-2"],
+        custom_fields={"threat_category": "bruteforce"},
+    )
     assert indicator_from_json(original.to_json()) == original
     seed = {
         "type": "ip",

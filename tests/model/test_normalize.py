@@ -28,9 +28,21 @@ from dtim.model.types import TypeRegistry
         ("url", "hxxps[://]bücher.example/p", "https://xn--bcher-kva.example/p"),
         ("email", "Bad.Actor[at]Evil[.]Example", "bad.actor@evil.example"),
         ("md5", "D41D8CD98F00B204E9800998ECF8427E", "d41d8cd98f00b204e9800998ecf8427e"),
-        ("sha1", "DA39A3EE5E6B4B0D3255BFEF95601890AFD80709", "da39a3ee5e6b4b0d3255bfef95601890afd80709"),
-        ("sha256", "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
-        ("sha512", "CF83E1357EEFB8BDF1542850D66D8007D620E4050B5715DC83F4A921D36CE9CE47D0D13C5D85F2B0FF8318D2877EEC2F63B931BD47417A81A538327AF927DA3E", "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e"),
+        (
+            "sha1",
+            "DA39A3EE5E6B4B0D3255BFEF95601890AFD80709",
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+        ),
+        (
+            "sha256",
+            "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        ),
+        (
+            "sha512",
+            "CF83E1357EEFB8BDF1542850D66D8007D620E4050B5715DC83F4A921D36CE9CE47D0D13C5D85F2B0FF8318D2877EEC2F63B931BD47417A81A538327AF927DA3E",
+            "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e",
+        ),
     ],
 )
 def test_normalize_every_type(type_: str, raw: str, expected: str) -> None:
@@ -101,7 +113,11 @@ def test_custom_types_are_registered_by_name() -> None:
 
 
 labels = st.from_regex(r"[a-z][a-z0-9]{0,10}", fullmatch=True)
-domains = st.builds(lambda parts, tld: ".".join([*parts, tld]), st.lists(labels, min_size=1, max_size=3), st.sampled_from(["com", "net", "example", "org"]))
+domains = st.builds(
+    lambda parts, tld: ".".join([*parts, tld]),
+    st.lists(labels, min_size=1, max_size=3),
+    st.sampled_from(["com", "net", "example", "org"]),
+)
 ipv4s = st.ip_addresses(v=4).map(str)
 ipv6s = st.ip_addresses(v=6).map(str)
 urls = st.builds(

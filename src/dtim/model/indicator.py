@@ -137,7 +137,11 @@ def make_indicator(
         raise ValidationError("sightings", f"must be at least 1, got {sightings}")
     moment = utc(now)
     first = utc(first_seen) if first_seen is not None else moment
-    last = utc(last_seen) if last_seen is not None else max(first, moment if first_seen is None else first)
+    last = (
+        utc(last_seen)
+        if last_seen is not None
+        else max(first, moment if first_seen is None else first)
+    )
     if last < first:
         raise ValidationError("last_seen", "is earlier than first_seen")
     return Indicator(
@@ -186,7 +190,9 @@ def merge(existing: Indicator, new: Indicator) -> Indicator:
     )
 
 
-def indicator_from_json(data: Mapping[str, object], registry: TypeRegistry = CUSTOM_TYPES) -> Indicator:
+def indicator_from_json(
+    data: Mapping[str, object], registry: TypeRegistry = CUSTOM_TYPES
+) -> Indicator:
     """Read the JSON form written by :meth:`Indicator.to_json` (or the seed's schema).
 
     Raises:
@@ -203,7 +209,9 @@ def indicator_from_json(data: Mapping[str, object], registry: TypeRegistry = CUS
         raise ValidationError("created", "missing or not a timestamp string")
     created = parse_time(created_raw, "created")
     first = parse_time(str(data.get("first_seen") or created_raw), "first_seen")
-    last = parse_time(str(data.get("last_seen") or data.get("modified") or created_raw), "last_seen")
+    last = parse_time(
+        str(data.get("last_seen") or data.get("modified") or created_raw), "last_seen"
+    )
     sightings = data.get("sightings", 1)
     if not isinstance(sightings, int) or isinstance(sightings, bool):
         raise ValidationError("sightings", "must be an integer")

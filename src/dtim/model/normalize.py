@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from functools import partial
 from collections.abc import Callable
+from functools import partial
 from urllib.parse import urlsplit, urlunsplit
 
 import idna
@@ -35,7 +35,23 @@ _HEX = re.compile(r"^[0-9a-f]+$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _EMAIL_LOCAL = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21, "ws": 80, "wss": 443}
-_URL_SCHEMES = frozenset({"http", "https", "ftp", "ftps", "sftp", "ws", "wss", "tcp", "udp", "smb", "ldap", "ldaps", "ssh"})
+_URL_SCHEMES = frozenset(
+    {
+        "http",
+        "https",
+        "ftp",
+        "ftps",
+        "sftp",
+        "ws",
+        "wss",
+        "tcp",
+        "udp",
+        "smb",
+        "ldap",
+        "ldaps",
+        "ssh",
+    }
+)
 
 
 def refang(raw: str) -> str:
@@ -101,20 +117,28 @@ def _cidr(value: str) -> str:
         raise ValidationError("value", f"{value!r} is not a CIDR network") from None
     network = interface.network
     if interface.ip != network.network_address:
-        raise ValidationError("value", f"{value!r} has host bits set (the network is {network.compressed})")
+        raise ValidationError(
+            "value", f"{value!r} has host bits set (the network is {network.compressed})"
+        )
     return network.compressed
 
 
 def _domain(value: str) -> str:
     name = value.rstrip(".").lower()
     if not name or "." not in name:
-        raise ValidationError("value", f"{value!r} is not a domain name (needs at least two labels)")
+        raise ValidationError(
+            "value", f"{value!r} is not a domain name (needs at least two labels)"
+        )
     try:
         ascii_name = idna.encode(name, uts46=True).decode("ascii") if not name.isascii() else name
     except idna.IDNAError as exc:
-        raise ValidationError("value", f"{value!r} is not a valid international domain name: {exc}") from None
+        raise ValidationError(
+            "value", f"{value!r} is not a valid international domain name: {exc}"
+        ) from None
     if len(ascii_name) > 253:
-        raise ValidationError("value", f"domain name longer than 253 characters ({len(ascii_name)})")
+        raise ValidationError(
+            "value", f"domain name longer than 253 characters ({len(ascii_name)})"
+        )
     for label in ascii_name.split("."):
         if not _LABEL.match(label):
             raise ValidationError("value", f"{value!r} has an invalid label {label!r}")
@@ -142,7 +166,9 @@ def _url(value: str) -> str:
     parts = urlsplit(value)
     scheme = parts.scheme.lower()
     if scheme not in _URL_SCHEMES or not parts.netloc:
-        raise ValidationError("value", f"{value!r} is not an absolute URL (expected scheme://host/...)")
+        raise ValidationError(
+            "value", f"{value!r} is not an absolute URL (expected scheme://host/...)"
+        )
     try:
         port = parts.port
     except ValueError:
@@ -173,7 +199,9 @@ def _hex_digest(kind: IndicatorType, value: str) -> str:
     digest = value.lower()
     length = HASH_LENGTHS[kind]
     if len(digest) != length or not _HEX.match(digest):
-        raise ValidationError("value", f"{value!r} is not a {kind.value} digest ({length} hex digits)")
+        raise ValidationError(
+            "value", f"{value!r} is not a {kind.value} digest ({length} hex digits)"
+        )
     return digest
 
 

@@ -14,7 +14,7 @@ class TailPosition:
         path: the path being followed, as configured.
         inode: inode of the file the offset refers to.
         offset: bytes consumed (always at a line boundary).
-        fingerprint: hex digest of the file's first bytes, to tell a replaced file from the same one.
+        fingerprint: hex digest of the file's first bytes (tells a replaced file from the same one).
     """
 
     watcher: str

@@ -26,4 +26,6 @@ class Scope(StrEnum):
             return cls(raw.strip().lower())
         except ValueError:
             choices = ", ".join(s.value for s in cls)
-            raise ValidationError(field, f"unknown scope {raw!r} (expected one of {choices})") from None
+            raise ValidationError(
+                field, f"unknown scope {raw!r} (expected one of {choices})"
+            ) from None

@@ -39,7 +39,9 @@ class Tlp(StrEnum):
             return cls(name)
         except ValueError:
             choices = ", ".join(t.value for t in cls)
-            raise ValidationError(field, f"unknown TLP {raw!r} (expected one of {choices}, or white)") from None
+            raise ValidationError(
+                field, f"unknown TLP {raw!r} (expected one of {choices}, or white)"
+            ) from None
 
     def stricter(self, other: Tlp) -> Tlp:
         """Return the more restrictive of two markings."""

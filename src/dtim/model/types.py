@@ -24,8 +24,15 @@ class IndicatorType(StrEnum):
     SHA512 = "sha512"
 
 
-HASH_TYPES = frozenset({IndicatorType.MD5, IndicatorType.SHA1, IndicatorType.SHA256, IndicatorType.SHA512})
-HASH_LENGTHS = {IndicatorType.MD5: 32, IndicatorType.SHA1: 40, IndicatorType.SHA256: 64, IndicatorType.SHA512: 128}
+HASH_TYPES = frozenset(
+    {IndicatorType.MD5, IndicatorType.SHA1, IndicatorType.SHA256, IndicatorType.SHA512}
+)
+HASH_LENGTHS = {
+    IndicatorType.MD5: 32,
+    IndicatorType.SHA1: 40,
+    IndicatorType.SHA256: 64,
+    IndicatorType.SHA512: 128,
+}
 NETWORK_TYPES = frozenset({IndicatorType.IPV4, IndicatorType.IPV6, IndicatorType.CIDR})
 
 Normalizer = Callable[[str], str]
@@ -51,7 +58,9 @@ class TypeRegistry:
             ValidationError: the name is malformed or clashes with a built-in type.
         """
         if not _CUSTOM_NAME.match(name):
-            raise ValidationError("type", f"custom type name {name!r} must match {_CUSTOM_NAME.pattern}")
+            raise ValidationError(
+                "type", f"custom type name {name!r} must match {_CUSTOM_NAME.pattern}"
+            )
         if name in IndicatorType.__members__.values() or name in {t.value for t in IndicatorType}:
             raise ValidationError("type", f"{name!r} is a built-in type")
         self._normalizers[name] = normalizer
