@@ -58,6 +58,7 @@ def running_server(
     ssl_context: ssl.SSLContext | None = None,
     mtls: bool | None = None,
     host: str = "127.0.0.1",
+    port: int = 0,
 ) -> Iterator[RunningServer]:
     """Run ``app`` under uvicorn on ``host``:0 until the block exits.
 
@@ -67,12 +68,13 @@ def running_server(
             callback, verify mode and trust store all apply).
         mtls: expose the client certificate in the scope (default: when TLS is on).
         host: loopback address to bind.
+        port: the port (0: the OS picks one); tests that restart a server reuse its port.
     """
     use_tls_scope = ssl_context is not None if mtls is None else mtls
     config = uvicorn.Config(
         app,
         host=host,
-        port=0,
+        port=port,
         http=PeerH11Protocol if use_tls_scope else H11Protocol,
         ssl_context_factory=(lambda _cfg, _default: ssl_context) if ssl_context else None,
         lifespan="off",

@@ -24,6 +24,7 @@ from dtim.cli import (
     peers,
     privacy,
     registry,
+    sensor,
     simulate,
     status,
     taxii,
@@ -53,6 +54,7 @@ app.add_typer(logs.app, name="logs")
 app.add_typer(admin.app, name="admin")
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(taxii.app, name="taxii")
+app.add_typer(sensor.app, name="sensor")
 app.command("simulate")(simulate.simulate)
 app.command("ingest")(ingest.ingest_command)
 indicators.app.command("export")(indicators_io.export)

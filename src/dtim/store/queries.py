@@ -385,32 +385,43 @@ class Store:
 
         def work() -> None:
             with self._write() as conn:
-                if found:
-                    self._merge_into(conn, [s.indicator for s in found])
-                    conn.execute(
-                        sightings.insert(),
-                        [
-                            {
-                                "indicator_id": s.indicator.id,
-                                "source": s.source,
-                                "rule": s.rule,
-                                "observed_at": s.observed_at.timestamp(),
-                                "count": s.count,
-                                "evidence": sealed_evidence[i] if sealed_evidence else None,
-                            }
-                            for i, s in enumerate(found)
-                        ],
-                    )
-                if positions:
-                    conn.execute(
-                        self._upsert(tail_positions, ["watcher", "path"]),
-                        [
-                            {"watcher": p.watcher, "path": p.path, "inode": p.inode, "offset": p.offset, "fingerprint": p.fingerprint}
-                            for p in positions
-                        ],
-                    )
+                self.record_into(conn, found, sealed_evidence, positions)
 
         await self._run(work)
+
+    def record_into(
+        self,
+        conn: Connection,
+        found: Sequence[Sighting],
+        sealed_evidence: Sequence[bytes | None] = (),
+        positions: Sequence[TailPosition] = (),
+    ) -> None:
+        """The body of :meth:`record_sightings` inside a write transaction the caller holds
+        (the sensor batches of :mod:`dtim.store.sensors` commit with it)."""
+        if found:
+            self._merge_into(conn, [s.indicator for s in found])
+            conn.execute(
+                sightings.insert(),
+                [
+                    {
+                        "indicator_id": s.indicator.id,
+                        "source": s.source,
+                        "rule": s.rule,
+                        "observed_at": s.observed_at.timestamp(),
+                        "count": s.count,
+                        "evidence": sealed_evidence[i] if sealed_evidence else None,
+                    }
+                    for i, s in enumerate(found)
+                ],
+            )
+        if positions:
+            conn.execute(
+                self._upsert(tail_positions, ["watcher", "path"]),
+                [
+                    {"watcher": p.watcher, "path": p.path, "inode": p.inode, "offset": p.offset, "fingerprint": p.fingerprint}
+                    for p in positions
+                ],
+            )
 
     async def sightings_for(self, indicator_id: str, limit: int = 100) -> list[StoredSighting]:
         """The newest local sightings of an indicator."""
