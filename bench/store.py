@@ -50,7 +50,13 @@ def batches(n: int) -> Iterator[list[Indicator]]:
     """Indicators in batches, so the benchmark never holds a million objects."""
     for start in range(0, n, BATCH):
         yield [
-            make_indicator(value_of(i), now=NOW + timedelta(seconds=i), confidence=i % 101, tags=["bench", f"t{i % 7}"], sources=["bench"])
+            make_indicator(
+                value_of(i),
+                now=NOW + timedelta(seconds=i),
+                confidence=i % 101,
+                tags=["bench", f"t{i % 7}"],
+                sources=["bench"],
+            )
             for i in range(start, min(n, start + BATCH))
         ]
 
@@ -85,16 +91,18 @@ def bench_naive(path: Path, n: int) -> float:
     """One INSERT per row, sqlite3 in autocommit mode: what a first attempt looks like."""
     db = sqlite3.connect(path, isolation_level=None)
     db.execute(
-        "CREATE TABLE indicators (id TEXT PRIMARY KEY, type TEXT, value TEXT, confidence INTEGER, created REAL,"
-        " modified REAL, first_seen REAL, last_seen REAL, sightings INTEGER, tags TEXT, tlp TEXT, scope TEXT,"
-        " recipients TEXT, custom_fields TEXT, sources TEXT, seq INTEGER)"
+        "CREATE TABLE indicators (id TEXT PRIMARY KEY, type TEXT, value TEXT, confidence INTEGER,"
+        " created REAL, modified REAL, first_seen REAL, last_seen REAL, sightings INTEGER,"
+        " tags TEXT, tlp TEXT, scope TEXT, recipients TEXT, custom_fields TEXT, sources TEXT,"
+        " seq INTEGER)"
     )
     rows = [indicator_row(item, i) for batch in batches(n) for i, item in enumerate(batch)]
     started = time.perf_counter()
     for row in rows:
         db.execute(
-            "INSERT INTO indicators VALUES (:id, :type, :value, :confidence, :created, :modified, :first_seen,"
-            " :last_seen, :sightings, :tags, :tlp, :scope, :recipients, :custom_fields, :sources, :seq)",
+            "INSERT INTO indicators VALUES (:id, :type, :value, :confidence, :created, :modified,"
+            " :first_seen, :last_seen, :sightings, :tags, :tlp, :scope, :recipients,"
+            " :custom_fields, :sources, :seq)",
             row,
         )
     elapsed = time.perf_counter() - started
@@ -116,18 +124,27 @@ def fresh_postgres(url: str) -> str:
 def pg_size(url: str) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
-            "SELECT coalesce(sum(pg_total_relation_size(quote_ident(schemaname) || '.' || quote_ident(tablename))), 0)"
+            "SELECT coalesce(sum(pg_total_relation_size("
+            "quote_ident(schemaname) || '.' || quote_ident(tablename))), 0)"
             " FROM pg_tables WHERE schemaname = 'dtim_bench'"
         ).fetchone()
     return int(row[0]) if row else 0
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=1_000_000, help="indicators to upsert")
     parser.add_argument("--lookups", type=int, default=10_000)
-    parser.add_argument("--naive-n", type=int, default=20_000, help="rows for the naive baseline (it is slow)")
-    parser.add_argument("--postgres", default=os.environ.get("DTIM_TEST_DATABASE_URL", ""), help="PostgreSQL URL (optional)")
+    parser.add_argument(
+        "--naive-n", type=int, default=20_000, help="rows for the naive baseline (it is slow)"
+    )
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("DTIM_TEST_DATABASE_URL", ""),
+        help="PostgreSQL URL (optional)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -141,13 +158,22 @@ def main() -> None:
         f"DTIM store on SQLite:            {sqlite_figures['upserts_per_s']:12,.0f} upserts/s"
         f"  ratio {sqlite_figures['upserts_per_s'] / naive_rate:.1f}x (goal >= 20x)"
     )
-    print(f"  lookup p50 {sqlite_figures['lookup_p50_ms']:.3f} ms  p99 {sqlite_figures['lookup_p99_ms']:.3f} ms (goal p99 < 1 ms)")
+    print(
+        f"  lookup p50 {sqlite_figures['lookup_p50_ms']:.3f} ms"
+        f"  p99 {sqlite_figures['lookup_p99_ms']:.3f} ms (goal p99 < 1 ms)"
+    )
     print(f"  database size {sqlite_size / 2**20:.1f} MiB")
     if args.postgres:
         url = fresh_postgres(args.postgres)
         pg = asyncio.run(bench_store(url, args.n, args.lookups))
-        print(f"DTIM store on PostgreSQL:        {pg['upserts_per_s']:12,.0f} upserts/s  ratio {pg['upserts_per_s'] / naive_rate:.1f}x")
-        print(f"  lookup p50 {pg['lookup_p50_ms']:.3f} ms  p99 {pg['lookup_p99_ms']:.3f} ms  size {pg_size(args.postgres) / 2**20:.1f} MiB")
+        print(
+            f"DTIM store on PostgreSQL:        {pg['upserts_per_s']:12,.0f} upserts/s"
+            f"  ratio {pg['upserts_per_s'] / naive_rate:.1f}x"
+        )
+        print(
+            f"  lookup p50 {pg['lookup_p50_ms']:.3f} ms  p99 {pg['lookup_p99_ms']:.3f} ms"
+            f"  size {pg_size(args.postgres) / 2**20:.1f} MiB"
+        )
         with psycopg.connect(args.postgres, autocommit=True) as conn:
             conn.execute("DROP SCHEMA IF EXISTS dtim_bench CASCADE")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
