@@ -1,4 +1,4 @@
-"""``dtim backup`` / ``dtim restore``: the node's keys, certificates, config and SQLite store in one encrypted file.
+"""``dtim backup`` / ``dtim restore``: keys, certificates, config and store in one encrypted file.
 
 The SQLite database is copied with SQLite's online backup API, so a running
 node can be backed up. A PostgreSQL store is backed up with ``pg_dump``
@@ -49,11 +49,14 @@ def make_backup(home: NodeHome, out: Path, passphrase: str) -> list[str]:
     return members
 
 
-def restore_backup(archive_path: Path, target: Path, passphrase: str, *, force: bool = False) -> list[str]:
+def restore_backup(
+    archive_path: Path, target: Path, passphrase: str, *, force: bool = False
+) -> list[str]:
     """Unpack an archive made by :func:`make_backup` into ``target``.
 
     Raises:
-        ConfigError: the target is already a home and ``force`` is not set, or the archive is unsafe.
+        ConfigError: the target is already a home and ``force`` is not set, or the archive is
+            unsafe.
         CryptoError: wrong passphrase or tampered archive.
     """
     if (target / "config" / "dtim.toml").exists() and not force:
