@@ -10,7 +10,9 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
 def test_configuration_reference_is_current() -> None:
-    assert DOCS.read_text(encoding="utf-8") == render_markdown(), "run `dtim config docs > docs/configuration.md`"
+    assert DOCS.read_text(encoding="utf-8") == render_markdown(), (
+        "run `dtim config docs > docs/configuration.md`"
+    )
 
 
 def test_every_setting_is_documented_with_help() -> None:

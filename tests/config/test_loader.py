@@ -23,7 +23,8 @@ def test_defaults_follow_the_seed(tmp_path: Path) -> None:
     assert settings.privacy.level == "moderate"
     assert settings.security.key_rotation_days == 7
     assert settings.storage.database_url == "sqlite:///data/dtim.db"
-    assert settings.network.listen_port == 3030 and settings.admin.listen_port == 3031
+    assert settings.network.listen_port == 3030
+    assert settings.admin.listen_port == 3031
     assert settings.network.registry_opt_in is False
 
 
@@ -35,13 +36,24 @@ def test_template_holds_every_seed_key_and_loads_back(tmp_path: Path) -> None:
         "storage": ["encrypted_logs_path"],
         "network": ["gossip_interval_seconds", "peers_per_round", "default_peers", "registry_url"],
         "privacy": ["level", "allow_custom_fields"],
-        "watchers": ["ufw_log_path", "fail2ban_log_path", "suricata_log_path", "zeek_log_dir", "clamav_scan_dir",
-                     "nginx_access_log", "nginx_error_log", "apache_access_log", "apache_error_log"],
+        "watchers": [
+            "ufw_log_path",
+            "fail2ban_log_path",
+            "suricata_log_path",
+            "zeek_log_dir",
+            "clamav_scan_dir",
+            "nginx_access_log",
+            "nginx_error_log",
+            "apache_access_log",
+            "apache_error_log",
+        ],
     }
     for section, keys in seed_keys.items():
         for key in keys:
             assert key in parsed[section], f"{section}.{key} missing from the template"
-    assert "virustotal_api_key" in text  # documented, but only as a comment: secrets come from the environment
+    assert (
+        "virustotal_api_key" in text
+    )  # documented, but only as a comment: secrets come from the environment
     assert "virustotal_api_key =" not in text.replace('# virustotal_api_key = ""', "")
     write_config(tmp_path, text)
     loaded = load_settings(tmp_path)
@@ -50,7 +62,9 @@ def test_template_holds_every_seed_key_and_loads_back(tmp_path: Path) -> None:
 
 
 def test_bad_type_names_file_key_line_and_expectation(tmp_path: Path) -> None:
-    path = write_config(tmp_path, "[network]\n# comment\ngossip_interval_seconds = 60\npeers_per_round = \"three\"\n")
+    path = write_config(
+        tmp_path, '[network]\n# comment\ngossip_interval_seconds = 60\npeers_per_round = "three"\n'
+    )
     with pytest.raises(ConfigError) as info:
         load_settings(tmp_path)
     error = info.value
@@ -60,12 +74,15 @@ def test_bad_type_names_file_key_line_and_expectation(tmp_path: Path) -> None:
 
 def test_bad_choice_is_reported(tmp_path: Path) -> None:
     write_config(tmp_path, '[privacy]\nlevel = "paranoid"\n')
-    with pytest.raises(ConfigError, match=r"dtim.toml:2: privacy.level: expected one of 'strict', 'moderate', 'open'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"dtim.toml:2: privacy.level: expected one of 'strict', 'moderate', 'open'",
+    ):
         load_settings(tmp_path)
 
 
 def test_toml_syntax_error_has_a_line_number(tmp_path: Path) -> None:
-    write_config(tmp_path, "[network]\nlisten_port = 3030\nregistry_url = \"unterminated\n")
+    write_config(tmp_path, '[network]\nlisten_port = 3030\nregistry_url = "unterminated\n')
     with pytest.raises(ConfigError, match="invalid TOML") as info:
         load_settings(tmp_path)
     assert info.value.line == 3
@@ -82,7 +99,11 @@ def test_environment_and_set_override_the_file(tmp_path: Path) -> None:
     write_config(tmp_path, "[network]\nlisten_port = 3030\npeers_per_round = 5\n")
     loaded = load_settings(
         tmp_path,
-        environ={"DTIM__NETWORK__LISTEN_PORT": "4030", "DTIM__PRIVACY__OWN_NETWORKS": "10.1.0.0/16, 192.0.2.0/24", "DTIM__NETWORK__REGISTRY_OPT_IN": "yes"},
+        environ={
+            "DTIM__NETWORK__LISTEN_PORT": "4030",
+            "DTIM__PRIVACY__OWN_NETWORKS": "10.1.0.0/16, 192.0.2.0/24",
+            "DTIM__NETWORK__REGISTRY_OPT_IN": "yes",
+        },
         overrides={"network.peers_per_round": "7"},
     )
     assert loaded.settings.network.listen_port == 4030
@@ -113,7 +134,8 @@ def test_secrets_come_from_the_environment_only(tmp_path: Path) -> None:
 def test_per_watcher_tables_and_peer_entries(tmp_path: Path) -> None:
     write_config(
         tmp_path,
-        '[network]\ndefault_peers = ["https://a.example:3030", { endpoint = "https://b.example:3030", public_key = "AAAA" }]\n'
+        '[network]\ndefault_peers = ["https://a.example:3030", '
+        '{ endpoint = "https://b.example:3030", public_key = "AAAA" }]\n'
         "[watchers.nginx_access]\nprobe_threshold = 5\n",
     )
     settings = load_settings(tmp_path).settings

@@ -19,9 +19,18 @@ _HEADER = """\
 # The seed's recommendations, kept next to the sections they are about.
 _RECOMMENDATIONS = {
     "security": "Use strong, unique TLS keys per node. Rotate keys regularly (default: 7 days).",
-    "network": "All peers must be manually approved: `dtim peers approve ID` after checking the fingerprint.",
-    "privacy": 'Default privacy level: "moderate". Allow custom fields for extensibility, but only those you list.',
-    "watchers": "Enable only the log sources relevant to your environment (an empty path turns a watcher off).",
+    "network": (
+        "All peers must be manually approved: "
+        "`dtim peers approve ID` after checking the fingerprint."
+    ),
+    "privacy": (
+        'Default privacy level: "moderate". '
+        "Allow custom fields for extensibility, but only those you list."
+    ),
+    "watchers": (
+        "Enable only the log sources relevant to your environment "
+        "(an empty path turns a watcher off)."
+    ),
 }
 
 
@@ -55,7 +64,7 @@ def render_config(settings: Settings | None = None) -> str:
             if item.metadata.get(EXAMPLE):
                 out.append(f"# Example: {item.name} = {item.metadata[EXAMPLE]}")
             if item.metadata.get(SECRET):
-                out.append(f"# {item.name} = \"\"  (set it in the environment, never here)")
+                out.append(f'# {item.name} = ""  (set it in the environment, never here)')
                 continue
             out.append(f"{item.name} = {render_toml_value(value)}")
     out.append(
@@ -75,7 +84,10 @@ def describe_settings(settings: Settings, *, mask: bool = True) -> dict[str, dic
             if mask and item.metadata.get(SECRET) and value:
                 value = "***"
             elif isinstance(value, Mapping):
-                value = {key: dict(inner) if isinstance(inner, Mapping) else inner for key, inner in value.items()}
+                value = {
+                    key: dict(inner) if isinstance(inner, Mapping) else inner
+                    for key, inner in value.items()
+                }
             elif isinstance(value, tuple):
                 value = [dict(v) if isinstance(v, Mapping) else v for v in value]
             table[item.name] = value
@@ -96,8 +108,20 @@ def render_markdown(settings: Settings | None = None) -> str:
         "< `--set section.key=value`. Paths are relative to the node home.",
     ]
     for name, section in sections(resolved):
-        out += ["", f"## [{name}]", "", (type(section).__doc__ or "").strip(), "", "| key | default | meaning |", "| --- | --- | --- |"]
+        out += [
+            "",
+            f"## [{name}]",
+            "",
+            (type(section).__doc__ or "").strip(),
+            "",
+            "| key | default | meaning |",
+            "| --- | --- | --- |",
+        ]
         for item in fields(section):
-            default = "" if item.metadata.get(SECRET) else render_toml_value(getattr(section, item.name)).replace("|", "\\|")
+            default = (
+                ""
+                if item.metadata.get(SECRET)
+                else render_toml_value(getattr(section, item.name)).replace("|", "\\|")
+            )
             out.append(f"| `{item.name}` | `{default}` | {item.metadata[HELP]} |")
     return "\n".join(out) + "\n"
