@@ -1,4 +1,4 @@
-"""Passphrase-encrypted files (backups): scrypt key derivation, AES-256-GCM, authenticated header."""
+"""Passphrase-encrypted files (backups): scrypt KDF, AES-256-GCM, authenticated header."""
 
 from __future__ import annotations
 
