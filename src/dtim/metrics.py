@@ -45,16 +45,23 @@ class Metrics:
             return self._values.get(name, {}).get(_labels(labels), 0.0)
 
     def render(self, extra: Iterable[tuple[str, str, str, Mapping[Labels, float]]] = ()) -> str:
-        """The text exposition format, with ``extra`` (name, kind, help, series) computed at scrape time."""
+        """The text exposition format, plus ``extra`` (name, kind, help, series) read per scrape."""
         with self._lock:
-            families = [(name, *self._help.get(name, ("untyped", name)), dict(series)) for name, series in self._values.items()]
+            families = [
+                (name, *self._help.get(name, ("untyped", name)), dict(series))
+                for name, series in self._values.items()
+            ]
         lines: list[str] = []
         for name, kind, help_text, series in [*families, *extra]:
             lines.append(f"# HELP {name} {help_text}")
             lines.append(f"# TYPE {name} {kind}")
             for labels, number in sorted(series.items()):
                 rendered = ",".join(f'{key}="{_escape(value)}"' for key, value in labels)
-                lines.append(f"{name}{{{rendered}}} {_number(number)}" if rendered else f"{name} {_number(number)}")
+                lines.append(
+                    f"{name}{{{rendered}}} {_number(number)}"
+                    if rendered
+                    else f"{name} {_number(number)}"
+                )
         return "\n".join(lines) + "\n"
 
 
