@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 
 from dtim.errors import StoreError
-from dtim.model import Evidence, FakeClock, Peer, PeerId, PeerStatus, Sighting, TailPosition, Tlp, make_indicator
+from dtim.model import (
+    Evidence,
+    FakeClock,
+    Peer,
+    PeerId,
+    PeerStatus,
+    Sighting,
+    TailPosition,
+    Tlp,
+    make_indicator,
+)
 from dtim.store import IndicatorQuery, Store
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -16,7 +26,13 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 async def test_upsert_merges_sightings_times_and_tags(store: Store) -> None:
     first = make_indicator("198.51.100.7", now=NOW, tags=["scanner"], sources=["ufw"])
-    second = make_indicator("198.51.100.7", now=NOW + timedelta(hours=1), tags=["ssh"], sightings=2, sources=["fail2ban"])
+    second = make_indicator(
+        "198.51.100.7",
+        now=NOW + timedelta(hours=1),
+        tags=["ssh"],
+        sightings=2,
+        sources=["fail2ban"],
+    )
     earlier = make_indicator("198.51.100.7", now=NOW - timedelta(hours=5))
     assert await store.upsert_indicators([first]) == 1
     await store.upsert_indicators([second, earlier])
@@ -43,22 +59,34 @@ async def test_every_change_bumps_the_sequence(store: Store) -> None:
 
 
 async def test_list_filters_and_keyset_pages(store: Store) -> None:
-    items = [make_indicator(f"203.0.113.{n}", now=NOW, confidence=n, tlp="amber" if n % 2 else "green") for n in range(1, 21)]
+    items = [
+        make_indicator(f"203.0.113.{n}", now=NOW, confidence=n, tlp="amber" if n % 2 else "green")
+        for n in range(1, 21)
+    ]
     items.append(make_indicator("evil.example", now=NOW, confidence=90, sources=["nginx_access"]))
     await store.upsert_indicators(items)
     assert len(await store.list_indicators(IndicatorQuery(type="ipv4", limit=100))) == 20
     amber = await store.list_indicators(IndicatorQuery(tlp="amber", limit=100))
-    assert {i.tlp for i in amber} == {Tlp.AMBER} and len(amber) == 10
-    assert [i.value for i in await store.list_indicators(IndicatorQuery(min_confidence=19, limit=100))] == ["evil.example", "203.0.113.20", "203.0.113.19"]
-    assert [i.value for i in await store.list_indicators(IndicatorQuery(source="nginx_access"))] == ["evil.example"]
-    assert len(await store.list_indicators(IndicatorQuery(value_prefix="203.0.113.1", limit=100))) == 11
+    assert {i.tlp for i in amber} == {Tlp.AMBER}
+    assert len(amber) == 10
+    assert [
+        i.value for i in await store.list_indicators(IndicatorQuery(min_confidence=19, limit=100))
+    ] == ["evil.example", "203.0.113.20", "203.0.113.19"]
+    assert [
+        i.value for i in await store.list_indicators(IndicatorQuery(source="nginx_access"))
+    ] == ["evil.example"]
+    assert (
+        len(await store.list_indicators(IndicatorQuery(value_prefix="203.0.113.1", limit=100)))
+        == 11
+    )
     assert await store.list_indicators(IndicatorQuery(value_prefix="%")) == []
     page1 = await store.list_indicators(IndicatorQuery(limit=8))
     seq_of_last = max(s for s, i in await store.changed_since(0, 100) if i.id == page1[-1].id)
     page2 = await store.list_indicators(IndicatorQuery(limit=8, before_seq=seq_of_last))
     assert not {i.id for i in page1} & {i.id for i in page2}
     counts = await store.counts()
-    assert counts.total == 21 and counts.by_type == {"ipv4": 20, "domain": 1}
+    assert counts.total == 21
+    assert counts.by_type == {"ipv4": 20, "domain": 1}
     assert counts.by_tlp == {"amber": 10, "green": 11}
     assert counts.by_source == {"unknown": 20, "nginx_access": 1}
 
@@ -66,7 +94,13 @@ async def test_list_filters_and_keyset_pages(store: Store) -> None:
 async def test_replace_and_delete(store: Store) -> None:
     item = make_indicator("evil.example", now=NOW)
     await store.upsert_indicators([item])
-    edited = item.__class__(**{**{f: getattr(item, f) for f in item.__dataclass_fields__}, "tlp": Tlp.RED, "recipients": ("peer-1",)})
+    edited = item.__class__(
+        **{
+            **{f: getattr(item, f) for f in item.__dataclass_fields__},
+            "tlp": Tlp.RED,
+            "recipients": ("peer-1",),
+        }
+    )
     await store.replace_indicator(edited)
     assert (await store.get_indicator(item.id)) == edited
     assert await store.delete_indicator(item.id) is True
@@ -76,12 +110,17 @@ async def test_replace_and_delete(store: Store) -> None:
 
 async def test_sightings_and_positions_commit_together(store: Store, clock: FakeClock) -> None:
     indicator = make_indicator("198.51.100.9", now=clock.now(), sources=["ufw"])
-    sighting = Sighting(indicator, "ufw", "port-scan", clock.now(), count=12, evidence=Evidence(lines=("line",)))
+    sighting = Sighting(
+        indicator, "ufw", "port-scan", clock.now(), count=12, evidence=Evidence(lines=("line",))
+    )
     position = TailPosition("ufw", "/var/log/ufw.log", 42, 1234, "ab" * 8)
     await store.record_sightings([sighting, sighting], [b"sealed-1", None], [position])
     assert await store.get_position("ufw", "/var/log/ufw.log") == position
     stored = await store.sightings_for(indicator.id)
-    assert [(s.rule, s.count, s.sealed_evidence) for s in stored] == [("port-scan", 12, b"sealed-1"), ("port-scan", 12, None)]
+    assert [(s.rule, s.count, s.sealed_evidence) for s in stored] == [
+        ("port-scan", 12, b"sealed-1"),
+        ("port-scan", 12, None),
+    ]
     assert (await store.get_indicator(indicator.id)).sightings == 2  # type: ignore[union-attr]
     moved = TailPosition("ufw", "/var/log/ufw.log", 42, 2000, "ab" * 8)
     await store.record_sightings([], positions=[moved])
@@ -94,7 +133,9 @@ async def test_a_failed_write_leaves_nothing_behind(store: Store) -> None:
     good = make_indicator("good.example", now=NOW)
     await store.upsert_indicators([good])
     before = await store.last_seq()
-    bad = Sighting(make_indicator("bad.example", now=NOW), "x" * 500, "rule", NOW)  # source too long for PostgreSQL; SQLite ignores lengths
+    bad = Sighting(
+        make_indicator("bad.example", now=NOW), "x" * 500, "rule", NOW
+    )  # source too long for PostgreSQL; SQLite ignores lengths
     position = TailPosition("w", "p", 1, 1, "f")
     try:
         await store.record_sightings([bad], positions=[position])
@@ -107,7 +148,16 @@ async def test_a_failed_write_leaves_nothing_behind(store: Store) -> None:
 
 
 async def test_peers(store: Store) -> None:
-    peer = Peer(PeerId("a" * 64), "https://peer.example:3030", "", "SHA256:x", PeerStatus.PENDING, NOW, groups=("isac",), source="registry")
+    peer = Peer(
+        PeerId("a" * 64),
+        "https://peer.example:3030",
+        "",
+        "SHA256:x",
+        PeerStatus.PENDING,
+        NOW,
+        groups=("isac",),
+        source="registry",
+    )
     await store.save_peer(peer)
     assert await store.get_peer(peer.id) == peer
     approved = await store.set_peer_status(peer.id, PeerStatus.APPROVED)
@@ -169,7 +219,9 @@ def test_two_processes_writing_one_sqlite_file_lose_nothing(tmp_path: Path) -> N
         assert proc.exitcode == 0
     with sqlite3.connect(tmp_path / "shared.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        sightings, tags = db.execute("SELECT sightings, tags FROM indicators WHERE value = 'shared.example'").fetchone()
+        sightings, tags = db.execute(
+            "SELECT sightings, tags FROM indicators WHERE value = 'shared.example'"
+        ).fetchone()
         assert sightings == 2 * rounds
         assert tags == '["w0","w1"]'
         assert db.execute("SELECT count(*) FROM indicators").fetchone() == (1 + 2 * rounds,)
