@@ -118,7 +118,13 @@ class SignatureGuard:
     async def _read_body(self, receive: Receive, headers: list[tuple[str, str]]) -> bytes:
         for name, value in headers:
             length = value.strip()
-            if name == "content-length" and length.isdigit() and int(length) > self.max_body_bytes:
+            # isascii: str.isdigit() also accepts digits such as "²" that int() refuses.
+            if (
+                name == "content-length"
+                and length.isascii()
+                and length.isdigit()
+                and int(length) > self.max_body_bytes
+            ):
                 raise _BodyTooLarge
         chunks: list[bytes] = []
         size = 0

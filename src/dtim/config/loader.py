@@ -7,7 +7,9 @@ warnings rather than being silently ignored.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import re
 import tomllib
@@ -78,6 +80,9 @@ def load_settings(
             match = _SYNTAX_LINE.search(str(exc))
             line = int(match.group(1)) if match else None
             raise ConfigError(f"invalid TOML: {exc}", path=str(path), line=line) from exc
+        except RecursionError:
+            # tomllib recurses once per nested array or inline table.
+            raise ConfigError("invalid TOML: nested too deeply", path=str(path)) from None
     elif require_file:
         raise ConfigError("config file not found (run `dtim init` first)", path=str(path))
 
@@ -180,14 +185,17 @@ def _convert(hint: Any, value: Any, *, from_text: bool) -> Any:
             return value
         raise ValueError(f"expected an integer, got {value!r}")
     if hint is float:
+        number: float | None = None
         if from_text and isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                pass
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        raise ValueError(f"expected a number, got {value!r}")
+            with contextlib.suppress(ValueError):
+                number = float(value.strip())
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            with contextlib.suppress(OverflowError):  # an integer beyond any float
+                number = float(value)
+        # nan and inf pass every range check below and then break timers and decay curves.
+        if number is None or not math.isfinite(number):
+            raise ValueError(f"expected a finite number, got {value!r}")
+        return number
     if hint is str:
         if isinstance(value, str):
             return value
@@ -201,6 +209,8 @@ def _convert(hint: Any, value: Any, *, from_text: bool) -> Any:
                     items = json.loads(stripped)
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"expected a JSON array: {exc}") from None
+                except RecursionError:
+                    raise ValueError("expected a JSON array: nested too deeply") from None
             else:
                 items = [part.strip() for part in stripped.split(",") if part.strip()]
         if not isinstance(items, list):

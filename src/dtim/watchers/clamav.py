@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -73,8 +74,11 @@ class FileHashes:
 def hash_file(path: str, limit: int = MAX_HASHED_BYTES) -> FileHashes | None:
     """SHA-256, SHA-1 and MD5 of a regular file; None when missing, unreadable or too big."""
     try:
-        with open(path, "rb") as handle:
-            if not os.path.isfile(path) or os.fstat(handle.fileno()).st_size > limit:
+        # Non-blocking open: a FIFO named in a FOUND line would otherwise block the watcher.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(descriptor, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
                 return None
             sha256, sha1, md5 = hashlib.sha256(), hashlib.sha1(), hashlib.md5()  # noqa: S324  # MD5/SHA-1 are indicator formats here, not security
             size = 0
@@ -83,7 +87,7 @@ def hash_file(path: str, limit: int = MAX_HASHED_BYTES) -> FileHashes | None:
                 sha256.update(chunk)
                 sha1.update(chunk)
                 md5.update(chunk)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL byte in the path
         return None
     return FileHashes(sha256.hexdigest(), sha1.hexdigest(), md5.hexdigest(), size)
 

@@ -158,7 +158,7 @@ class EveParser:
         """
         try:
             record = json.loads(line)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
             raise ParseError(NAME, f"not JSON: {exc}") from None
         if not isinstance(record, dict):
             raise ParseError(NAME, "not a JSON object")

@@ -261,14 +261,15 @@ def _retry_after(response: httpx.Response, default: float) -> float:
 def _answer(response: httpx.Response) -> VtAnswer:
     try:
         stats = response.json()["data"]["attributes"]["last_analysis_stats"]
-        return VtAnswer(
-            True,
-            int(stats.get("malicious", 0)),
-            int(stats.get("suspicious", 0)),
-            int(stats.get("harmless", 0)),
-            int(stats.get("undetected", 0)),
-        )
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        counts = [
+            int(stats.get(name, 0))
+            for name in ("malicious", "suspicious", "harmless", "undetected")
+        ]
+        if min(counts) < 0:
+            raise ValueError(f"negative engine count in {counts}")
+        return VtAnswer(True, *counts)
+    # RecursionError: absurdly nested JSON; OverflowError: a count of 1e400 (infinity).
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError) as exc:
         raise WatcherError(f"VirusTotal sent an unexpected document: {exc}") from exc
 
 

@@ -117,7 +117,7 @@ class ZeekParser:
     def _json(self, line: str) -> Observation | None:
         try:
             record = json.loads(line)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
             raise ParseError(NAME, f"not JSON: {exc}") from None
         if not isinstance(record, dict):
             raise ParseError(NAME, "not a JSON object")

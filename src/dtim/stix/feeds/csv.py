@@ -88,7 +88,7 @@ def read_csv(
     and the rest go on; lines starting with ``#`` are comments.
 
     Raises:
-        StixError: the file is not UTF-8 text.
+        StixError: the file is not UTF-8 text, or not CSV (a cell over 128 KiB).
     """
     try:
         text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
@@ -112,6 +112,8 @@ def read_csv(
             yield indicator
     except UnicodeDecodeError as exc:
         raise StixError(f"CSV is not UTF-8 text: {exc}") from None
+    except csv.Error as exc:  # a cell over csv.field_size_limit(), for one
+        raise StixError(f"CSV line {rows.line_num}: {exc}") from None
     finally:
         text.detach()
 

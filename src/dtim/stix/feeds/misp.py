@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 import orjson
 
-from dtim.errors import DTIMError, StixError
+from dtim.errors import DTIMError, StixError, ValidationError
 from dtim.model import Indicator, IndicatorType, Tlp, infer_type, make_indicator
 from dtim.model.clock import parse_time
 from dtim.stix.bundle import ImportReport, Skipped
@@ -204,10 +204,10 @@ def read_misp(
         if not isinstance(event, dict):
             raise StixError(f"{file}: not a MISP event (no 'Event' object)")
         event_tlp = _tlp_of(event.get("Tag")) or default_tlp
-        attributes = list(event.get("Attribute") or [])
-        for obj in event.get("Object") or []:
+        attributes = _list_of(event, "Attribute", file)
+        for obj in _list_of(event, "Object", file):
             if isinstance(obj, dict):
-                attributes.extend(obj.get("Attribute") or [])
+                attributes.extend(_list_of(obj, "Attribute", file))
         for attribute in attributes:
             if not isinstance(attribute, dict):
                 raise StixError(f"{file}: an attribute is not a JSON object")
@@ -222,6 +222,13 @@ def read_misp(
                 continue
             report.indicators += 1
             yield made
+
+
+def _list_of(container: dict[str, object], key: str, file: Path) -> list[object]:
+    value = container.get(key) or []
+    if not isinstance(value, list):
+        raise StixError(f"{file}: {key!r} must be a list, not {type(value).__name__}")
+    return list(value)
 
 
 def _tlp_of(tags: object) -> Tlp | None:
@@ -260,7 +267,11 @@ def _from_attribute(
     for tag in raw_tags if isinstance(raw_tags, list) else []:
         name = str(tag.get("name", "")) if isinstance(tag, dict) else ""
         if name.startswith(CONFIDENCE_TAG):
-            confidence = int(name.removeprefix(CONFIDENCE_TAG).rstrip('"') or 50)
+            raw = name.removeprefix(CONFIDENCE_TAG).rstrip('"')
+            try:
+                confidence = int(raw or 50)
+            except ValueError:
+                raise ValidationError("confidence", f"tag {name!r} is not a number") from None
         elif name and not name.lower().startswith("tlp:"):
             tags.append(name)
     tlp = event_tlp.stricter(_tlp_of(raw_tags) or event_tlp)
@@ -291,5 +302,5 @@ def _from_attribute(
 def _epoch(raw: object) -> datetime | None:
     try:
         return datetime.fromtimestamp(int(str(raw)), UTC) if raw is not None else None
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # not a number, or beyond the calendar
         return None
