@@ -146,7 +146,7 @@ class GossipLoop:
         self.router = router
         self.rounds = 0
         self._spawn = spawn
-        self._rng = rng or random.Random()  # noqa: S311  # peer choice and jitter, not secrets
+        self._rng = rng or random.Random()  # noqa: S311  # nosec B311  # peer choice and jitter, not secrets
         self._params = params
         self._seq = 0
         self._busy: set[str] = set()
