@@ -76,7 +76,7 @@ async def _sensor(request: Request, sensors: SensorStore) -> SensorToken:
         parts[1] if parts else presented, None if known is None else known.secret_hash
     ):
         raise _Refused(401, "unauthorized", "invalid sensor token")
-    assert known is not None  # secret_matches is False without a stored hash
+    assert known is not None  # nosec B101  # secret_matches is False without a stored hash
     if not known.active:
         raise _Refused(403, "refused", f"the token of sensor {known.name!r} was revoked")
     return known
