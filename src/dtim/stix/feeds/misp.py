@@ -137,7 +137,9 @@ class MispFeedWriter:
             attribute["last_seen"] = stix_time(shared["last_seen"])
         event.handle.write((b",\n" if event.count else b"") + orjson.dumps(attribute))
         event.count += 1
-        self._hashes.write(f"{hashlib.md5(value.encode()).hexdigest()},{event.uuid}\n".encode())  # noqa: S324  (MISP's format)
+        # MISP's hashes.csv names each value by its MD5: an index, not a security measure
+        digest = hashlib.md5(value.encode(), usedforsecurity=False).hexdigest()
+        self._hashes.write(f"{digest},{event.uuid}\n".encode())
         self.count += 1
 
     def _finish(self, event: _Event) -> None:
