@@ -80,7 +80,10 @@ def hash_file(path: str, limit: int = MAX_HASHED_BYTES) -> FileHashes | None:
             info = os.fstat(handle.fileno())
             if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
                 return None
-            sha256, sha1, md5 = hashlib.sha256(), hashlib.sha1(), hashlib.md5()  # noqa: S324  # MD5/SHA-1 are indicator formats here, not security
+            # MD5 and SHA-1 are indicator formats here, not a security measure
+            sha256 = hashlib.sha256()
+            sha1 = hashlib.sha1(usedforsecurity=False)
+            md5 = hashlib.md5(usedforsecurity=False)
             size = 0
             while chunk := handle.read(1 << 20):
                 size += len(chunk)
