@@ -113,6 +113,11 @@ class AdminSettings:
         "Address of the admin API and dashboard; keep it on loopback unless behind a proxy.",
     )
     listen_port: int = setting(3031, "Port of the admin API and dashboard.")
+    tls: bool = setting(
+        False,
+        "Serve the admin API and dashboard over HTTPS with the node certificate "
+        "(security.tls_cert_path); remote sensors (dtim sensor run) need it.",
+    )
 
 
 @dataclass(frozen=True)
