@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 import pytest
@@ -17,8 +18,16 @@ from dtim.model.ids import PeerId
 from dtim.model.peer import Peer, PeerStatus
 from dtim.registry.client import RegistryClient, registry_tls_context
 from dtim.registry.discovery import DiscoveryOptions, RegistryDiscovery, registry_loop
+from dtim.registry.options import RegistryOptions
 from dtim.store import Store
-from tests.registry.conftest import NODE_NAMES, Home, LiveRegistry, closed_port, wait_for
+from tests.registry.conftest import (
+    NODE_NAMES,
+    Home,
+    LiveRegistry,
+    closed_port,
+    serve_registry,
+    wait_for,
+)
 
 Discover = Callable[..., RegistryDiscovery]
 
@@ -248,3 +257,32 @@ async def test_opting_in_needs_an_endpoint(
     options = DiscoveryOptions(registry_url=registry.url, opt_in=True, endpoint="")
     with pytest.raises(ValidationError, match="public_endpoint"):
         RegistryDiscovery(registry.client(), node_stores["alice"], NodeIdentity.generate(), options)
+
+
+async def test_rounds_follow_the_registry_heartbeat_from_the_first_round(
+    homes: dict[str, Home], node_stores: dict[str, Store], tmp_path: Path
+) -> None:
+    alice = homes["alice"]
+    delays: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        if len(delays) == 2:
+            raise asyncio.CancelledError
+
+    heartbeat = 20.0
+    chosen = RegistryOptions(list_cache_seconds=0, heartbeat_seconds=heartbeat)
+    async with serve_registry(homes["registry"], f"sqlite:///{tmp_path}/hb.db", chosen) as live:
+        options = DiscoveryOptions(registry_url=live.url, opt_in=True, endpoint=alice.endpoint)
+        client = live.client()
+        try:
+            rounds = RegistryDiscovery(
+                client, node_stores["alice"], alice.identity, options, sleep=sleep
+            )
+            with pytest.raises(asyncio.CancelledError):
+                await rounds.run()
+        finally:
+            await client.close()
+    # Both waits, the first included, follow the heartbeat the registry announced.
+    assert len(delays) == 2
+    assert all(0.9 * heartbeat <= delay <= 1.1 * heartbeat for delay in delays), delays

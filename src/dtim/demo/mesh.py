@@ -19,9 +19,12 @@ from typing import Any
 
 import orjson
 
+from dtim.config import NodeHome
+from dtim.config.loader import load_settings
 from dtim.demo.generator import CANARIES, AttackPlan, fail2ban_ban, nginx_access, ufw_scan
 from dtim.errors import DTIMError
 from dtim.model import Indicator
+from dtim.service import peers_command
 from dtim.store import IndicatorQuery, Store
 
 LOCAL_SOURCES = frozenset(
@@ -175,8 +178,8 @@ class DemoMesh:
             "--port",
             str(self.registry_port),
         ]
-        # demo nodes refresh (and so discover) every 3 s
-        heartbeat = {"DTIM__REGISTRY__HEARTBEAT_SECONDS": "3"}
+        # the shortest heartbeat nodes accept: demo nodes refresh (and discover) every 10 s
+        heartbeat = {"DTIM__REGISTRY__HEARTBEAT_SECONDS": "10"}
         self.registry = _spawn(argv, heartbeat, self.root / "registry.log")
         for node in self.nodes:
             env = node.environment(self.registry_url, self.interval)
@@ -217,7 +220,7 @@ class DemoMesh:
         wanted = {n.node_id for n in self.nodes}
         while True:
             self.check_alive()
-            listing = {node.name: await asyncio.to_thread(_peers, node) for node in self.nodes}
+            listing = {node.name: await _peers(node) for node in self.nodes}
             if all(
                 wanted - {node.node_id} <= {p["id"] for p in listing[node.name]}
                 for node in self.nodes
@@ -236,9 +239,7 @@ class DemoMesh:
         for node in self.nodes:
             for peer in listing[node.name]:
                 if peer["id"] in wanted and peer["status"] != "approved":
-                    await asyncio.to_thread(
-                        _run, "peers", "approve", peer["id"], "--home", str(node.home)
-                    )
+                    await peers_command(_home(node), "approve", peer["id"])
 
     def feed(self, plan: AttackPlan) -> dict[str, list[str]]:
         """Append attack traffic to each node's logs; returns the attacker addresses per node."""
@@ -340,11 +341,15 @@ def _run(*args: str) -> str:
     return result.stdout
 
 
-def _peers(node: DemoNode) -> list[dict[str, Any]]:
-    listed: list[dict[str, Any]] = orjson.loads(
-        _run("peers", "list", "--json", "--home", str(node.home))
-    )
-    return listed
+def _home(node: DemoNode) -> NodeHome:
+    return NodeHome(root=node.home, settings=load_settings(node.home).settings)
+
+
+async def _peers(node: DemoNode) -> list[dict[str, Any]]:
+    """The node's peers, read from its store in this process (a CLI run costs seconds)."""
+    listed = await peers_command(_home(node), "list")
+    assert isinstance(listed, list)  # nosec B101  # peers_command("list") returns a list
+    return [dict(peer) for peer in listed if isinstance(peer, dict)]
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from dtim.crypto.identity import NodeIdentity
@@ -92,6 +93,7 @@ class RegistryDiscovery:
         options: DiscoveryOptions,
         *,
         clock: Clock | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if options.opt_in and not options.endpoint:
             raise ValidationError("network.public_endpoint", "needed to register at the registry")
@@ -105,6 +107,7 @@ class RegistryDiscovery:
         self._instance: str | None = None
         self._heartbeat: float | None = None
         self._restored = False
+        self._sleep = sleep
         self._jitter = random.Random()  # noqa: S311  # nosec B311  # spreading rounds in time, not security
 
     @property
@@ -220,19 +223,20 @@ class RegistryDiscovery:
     async def run(self) -> None:
         """Run rounds forever; a failing round is logged and retried, never fatal."""
         while True:
-            delay = self.interval
             try:
                 report = await self.run_once()
             except DTIMError as exc:
                 log.warning("registry round failed: %s", exc)
-                delay = min(delay, RETRY_INTERVAL)
+                delay = min(self.interval, RETRY_INTERVAL)
             else:
+                # Read after the round: the first one learns the registry's heartbeat.
+                delay = self.interval
                 if report.added:
                     log.info("registry: %d new pending peers", len(report.added))
                 if report.error is not None:
                     log.warning("registry round incomplete: %s", report.error)
                     delay = min(delay, RETRY_INTERVAL)
-            await asyncio.sleep(delay * self._jitter.uniform(0.9, 1.1))
+            await self._sleep(delay * self._jitter.uniform(0.9, 1.1))
 
 
 async def registry_loop(
