@@ -112,6 +112,8 @@ SLOW_FACTOR = 20
 SCALES = [pytest.param(1, id="fast"), pytest.param(SLOW_FACTOR, id="deep", marks=pytest.mark.slow)]
 TRIED: Counter[str] = Counter()
 """Inputs tried per target, printed when the module ends."""
+MEASURED: dict[str, str] = {}
+"""Memory figures of the huge-line tests, printed when the module ends."""
 
 SPECS: dict[str, WatcherSpec] = registered_watchers(make_plugin_manager(load_entrypoints=False))
 NAMES = sorted(SPECS)
@@ -125,9 +127,15 @@ ALL_SEEDS = [line for name in sorted(SEEDS) for line in SEEDS[name]]
 def _report_inputs(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and TRIED:
-        counts = ", ".join(f"{name}={count}" for name, count in sorted(TRIED.items()))
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None or not TRIED:
+        return
+    counts = ", ".join(f"{name}={count}" for name, count in sorted(TRIED.items()))
+    figures = ", ".join(f"{name}={value}" for name, value in sorted(MEASURED.items()))
+    with capture.global_and_fixture_disabled():  # straight to the terminal, also under -q
         reporter.write_line(f"\nparser fuzzing, inputs tried per target: {counts}")
+        if figures:
+            reporter.write_line(f"parser fuzzing, memory: {figures}")
 
 
 def fuzz(target: str, strategy: st.SearchStrategy[Any], examples: int) -> Callable[..., Any]:
@@ -658,6 +666,7 @@ async def test_a_100_mb_line_is_skipped_in_bounded_memory(huge_line_file: Path) 
         tracemalloc.stop()
         runner.close()
     TRIED["tail:100MB-line"] += 1
+    MEASURED["tail peak"] = f"{peak / 2**20:.1f} MiB"
     assert peak < MEMORY_BOUND, f"peak allocation {peak / 2**20:.1f} MiB"
     stats = runner.stats
     assert (stats.oversized, stats.observations, stats.parse_errors) == (1, 1, 0)
@@ -675,6 +684,7 @@ async def test_a_100_mb_line_is_skipped_by_ingest_in_bounded_memory(huge_line_fi
     finally:
         tracemalloc.stop()
     TRIED["ingest:100MB-line"] += 1
+    MEASURED["ingest peak"] = f"{peak / 2**20:.1f} MiB"
     assert peak < MEMORY_BOUND, f"peak allocation {peak / 2**20:.1f} MiB"
     assert (stats.oversized, stats.observations) == (1, 1)
 
@@ -697,7 +707,8 @@ def peak_rss_kib(path: Path) -> tuple[int, str]:
         [sys.executable, "-c", RSS_SCRIPT, str(path)], stdout=subprocess.PIPE, text=True
     )
     assert child.stdout is not None
-    output = child.stdout.read()
+    with child.stdout:
+        output = child.stdout.read()
     _pid, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     assert child.returncode == 0
@@ -711,5 +722,6 @@ def test_a_100_mb_line_keeps_process_memory_flat(huge_line_file: Path, tmp_path:
     base, base_output = peak_rss_kib(small)
     huge, huge_output = peak_rss_kib(huge_line_file)
     TRIED["process:100MB-line"] += 1
+    MEASURED["process RSS growth"] = f"{(huge - base) / 1024:.1f} MiB"
     assert (base_output, huge_output) == ("0 1", "1 1")
     assert huge - base < 32 * 1024, f"RSS grew by {(huge - base) / 1024:.1f} MiB"
