@@ -300,3 +300,47 @@ async def test_secure_cookie_when_served_over_tls(tmp_path: Path) -> None:
         assert "Secure" in response.headers["set-cookie"]
     finally:
         await store.close()
+
+
+async def test_framework_errors_use_the_admin_error_shape(admin: Admin) -> None:
+    """Unreadable bodies, unknown paths and wrong methods answer like every other admin error."""
+    token = create_api_token(admin.home_keys, "ci", now=NOW)
+    auth = {"Authorization": f"Bearer {token}"}
+    unreadable = await admin.client.post(
+        "/api/admin/indicators",
+        content=b"\xa3r",
+        headers={**auth, "Content-Type": "application/json"},
+    )
+    assert unreadable.status_code == 400
+    assert unreadable.json() == {"error": "There was an error parsing the body"}
+    missing = await admin.client.get("/api/admin/nothing-here", headers=auth)
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "Not Found"}
+    wrong = await admin.client.put("/api/admin/overview", headers=auth)
+    assert wrong.status_code == 405
+    assert wrong.json() == {"error": "Method Not Allowed"}
+    assert "GET" in wrong.headers["allow"]
+    page = await admin.client.get("/no-such-page", headers={"Accept": "text/html"})
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"min_confidence": "1e400"}, "min_confidence"),
+        ({"max_confidence": "nan"}, "max_confidence"),
+        ({"max_age_days": "inf"}, "max_age_days"),
+        ({"max_age_days": "1e10"}, "max_age_days"),
+        ({"cursor": "WzAsMTg0NDY3NDQwNzM3MDk1NTE2MTVd"}, "cursor"),  # [0, 2**64 - 1]
+    ],
+)
+async def test_search_numbers_out_of_range_are_400(
+    admin: Admin, params: dict[str, str], field: str
+) -> None:
+    token = create_api_token(admin.home_keys, "ci", now=NOW)
+    response = await admin.client.get(
+        "/api/admin/indicators", params=params, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == field

@@ -58,6 +58,7 @@ async def test_errors_are_json_with_a_reason() -> None:
             "wrong method": await http.put("/api/v1/peers"),
             "bad limit": await http.get("/api/v1/peers", params={"limit": 5000}),
             "bad since": await http.get("/api/v1/peers", params={"since": "yesterday"}),
+            "since past 64 bits": await http.get("/api/v1/entries", params={"since": 2**64}),
         }
     statuses = {name: r.status_code for name, r in cases.items()}
     assert statuses == {
@@ -67,6 +68,7 @@ async def test_errors_are_json_with_a_reason() -> None:
         "wrong method": 405,
         "bad limit": 400,
         "bad since": 400,
+        "since past 64 bits": 400,
     }
     for response in cases.values():
         assert response.headers["content-type"] == "application/json"

@@ -125,6 +125,8 @@ async def test_wrong_accept_is_406(client: httpx.AsyncClient) -> None:
         "next=zzz",
         "match[version]=sometime",
         "next=1",
+        "next=8000000000000000.0",  # past a 64-bit change number: refused, not sent to the store
+        "limit=%C2%B2",  # "²" passes str.isdigit() but not int()
     ],
 )
 async def test_bad_paging_and_filters_are_400(client: httpx.AsyncClient, query: str) -> None:
@@ -215,3 +217,22 @@ async def test_pages_follow_next_to_the_end_with_date_headers(
     )
     assert later.status_code == 200
     assert later.json() == {}
+
+
+async def test_a_huge_limit_means_the_largest_page(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        f"{_objects('tlp-green')}?limit={'9' * 5000}", headers=_auth("reader")
+    )
+    assert response.status_code == 200
+
+
+async def test_unrouted_paths_and_methods_get_taxii_error_messages(
+    client: httpx.AsyncClient,
+) -> None:
+    missing = await client.get("/api/status/a%0Ab/", headers=_auth("reader"))
+    _assert_problem(missing, 404)
+    missing = await client.get("/api/nowhere/", headers=_auth("reader"))
+    _assert_problem(missing, 404)
+    wrong = await client.delete(_objects("tlp-green"), headers=_auth("reader"))
+    _assert_problem(wrong, 405)
+    assert set(wrong.headers["allow"].split(", ")) >= {"GET", "POST"}

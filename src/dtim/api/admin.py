@@ -7,6 +7,7 @@ Errors are JSON: ``{"error": message, "field": name}`` with 400 (bad input),
 
 from __future__ import annotations
 
+import math
 from datetime import date, timedelta
 from typing import Annotated, Any
 
@@ -21,6 +22,28 @@ from dtim.errors import ValidationError
 from dtim.model import Indicator, JsonObject, JsonValue, Peer
 from dtim.model.clock import iso
 from dtim.store import IndicatorSearch, SortKey
+
+MAX_AGE_DAYS = 36_500
+"""The longest ``max_age_days`` a search takes (a century; further back is before any data)."""
+
+
+class AdminErrorModel(BaseModel):
+    """The JSON body of every admin API error."""
+
+    error: str
+    field: str | None = None
+
+
+ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": AdminErrorModel, "description": text}
+    for code, text in {
+        400: "Bad input; field names the parameter or body member at fault",
+        401: "No session and no valid admin API token",
+        403: "A session request that changes state without its CSRF token",
+        404: "No indicator or peer with that id",
+    }.items()
+}
+"""The error answers every admin API route may give (documented in the OpenAPI document)."""
 
 
 class NewIndicator(BaseModel):
@@ -90,6 +113,8 @@ def search_from_params(
     if order not in ("asc", "desc", ""):
         raise ValidationError("order", "expected asc or desc")
     age = _number("max_age_days", max_age_days)
+    if age is not None and age > MAX_AGE_DAYS:
+        raise ValidationError("max_age_days", f"at most {MAX_AGE_DAYS} days")
     return IndicatorSearch(
         text=q,
         type=type_ or None,
@@ -112,6 +137,8 @@ def _number(name: str, raw: str) -> float | None:
         value = float(raw)
     except ValueError:
         raise ValidationError(name, f"expected a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ValidationError(name, f"expected a finite number, got {raw!r}")
     if value < 0:
         raise ValidationError(name, "must not be negative")
     return value
@@ -202,7 +229,9 @@ def admin_api_router(ops: AdminOps, auth: AdminAuth) -> APIRouter:
     async def guard(request: Request) -> Principal:
         return await authenticate(request, auth)
 
-    router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[Depends(guard)])
+    router = APIRouter(
+        prefix="/api/admin", tags=["admin"], dependencies=[Depends(guard)], responses=ADMIN_ERRORS
+    )
 
     @router.get("/overview", response_model=None)
     async def overview() -> JsonObject:

@@ -24,11 +24,14 @@ HTTPException (404, 405...)  as is   the status phrase
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from dtim.errors import (
@@ -57,6 +60,19 @@ ERROR_TABLE: tuple[tuple[type[DTIMError], int, str], ...] = (
     (DTIMError, 500, "internal error"),
 )
 """``(exception class, status, error)``; the first class that matches wins."""
+
+
+class ErrorModel(BaseModel):
+    """The JSON body of every error answer, for the OpenAPI document."""
+
+    error: str
+    reason: str
+    field: str | None = None
+
+
+def error_responses(codes: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """A route's ``responses=`` documenting each error status (with what causes it)."""
+    return {code: {"model": ErrorModel, "description": text} for code, text in codes.items()}
 
 
 class ApiError(Exception):

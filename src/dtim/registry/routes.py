@@ -53,6 +53,7 @@ from dtim.registry.schemas import (
     WithdrawalResponse,
 )
 from dtim.registry.statements import StatementKind, normalize_endpoint
+from dtim.store import MAX_SEQUENCE
 
 __all__ = ["NEXT_SINCE_HEADER", "RegistryOptions", "create_registry_app"]
 
@@ -245,7 +246,9 @@ def create_registry_app(
     limit_query = Query(
         None, ge=1, le=opts.max_page_size, description=f"Page size (default {opts.page_size})."
     )
-    since_query = Query(0, ge=0, description="Change cursor: X-Next-Since of the previous page.")
+    since_query = Query(
+        0, ge=0, le=MAX_SEQUENCE, description="Change cursor: X-Next-Since of the previous page."
+    )
 
     @app.get("/api/v1/peers", response_model=list[PeerItem], responses=_ERRORS, tags=["peers"])
     async def peers(

@@ -9,8 +9,10 @@ from dtim.store.search import (
     IndicatorStats,
     SortKey,
 )
+from dtim.store.tables import MAX_SEQUENCE
 
 __all__ = [
+    "MAX_SEQUENCE",
     "HourlyCount",
     "IndicatorEvent",
     "IndicatorPage",

@@ -24,7 +24,7 @@ from dtim.errors import ValidationError
 from dtim.model import Indicator, JsonObject, JsonValue, infer_type, normalize, refang
 from dtim.store.netkeys import NETWORK_TYPES, network_range
 from dtim.store.rows import dumps, from_epoch, indicator_from_row
-from dtim.store.tables import indicator_events, indicators
+from dtim.store.tables import MAX_SEQUENCE, indicator_events, indicators
 
 MAX_PAGE = 500
 
@@ -136,6 +136,7 @@ def decode_cursor(cursor: str) -> tuple[Any, int]:
     if (
         not isinstance(seq, int)
         or isinstance(seq, bool)
+        or not -MAX_SEQUENCE <= seq <= MAX_SEQUENCE
         or not isinstance(value, int | float | str)
     ):
         raise ValidationError("cursor", "malformed page cursor")

@@ -21,6 +21,11 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+MAX_SEQUENCE = 2**63 - 1
+"""The largest change number (``seq``, a cursor) a BigInteger column holds.
+
+APIs refuse larger cursors as bad input instead of handing them to the database."""
+
 indicators = Table(
     "indicators",
     metadata,

@@ -27,6 +27,7 @@ from dtim.stix.markings import (
     dtim_identity,
     marking_definitions,
 )
+from dtim.store import MAX_SEQUENCE
 from dtim.taxii.accounts import Account
 from dtim.taxii.backend import FeedFilter, IndicatorFeed, Sharer
 
@@ -247,7 +248,7 @@ def decode_cursor(token: str) -> tuple[int, int]:
     if not sep or len(token) > 40:
         raise ValueError(token)
     cursor = (int(seq, 16), int(sub, 16))
-    if cursor[0] < 0 or cursor[1] < 0:
+    if not 0 <= cursor[0] <= MAX_SEQUENCE or cursor[1] < 0:
         raise ValueError(token)
     return cursor
 

@@ -158,9 +158,12 @@ def parse_query(request: Request, max_page: int, *, object_id: str | None = None
     limit = max_page
     if "limit" in params:
         raw = params["limit"]
-        if not raw.isdigit() or int(raw) < 1:
+        significant = raw.lstrip("0")
+        # ASCII digits only: str.isdigit() also passes "²", which int() refuses.
+        if not (raw.isascii() and raw.isdigit()) or not significant:
             raise HttpProblem(400, "Bad limit", f"limit must be a positive integer, got {raw!r}")
-        limit = min(int(raw), max_page)
+        # Any size past the largest page means the largest page (and int() never sees 5000 digits).
+        limit = max_page if len(significant) > 9 else min(int(significant), max_page)
     after: tuple[int, int] = (-1, -1)
     if "next" in params:
         try:

@@ -26,9 +26,11 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -118,7 +120,7 @@ class TaxiiServer:
             Route(base + "/objects/{object}/", self._wrap(self.object)),
             Route(base + "/objects/{object}/versions/", self._wrap(self.versions)),
         ]
-        return Starlette(routes=routes)
+        return Starlette(routes=routes, exception_handlers={HTTPException: _routing_problem})
 
     def _wrap(self, handler: Any) -> Any:
         async def endpoint(request: Request) -> Response:
@@ -299,6 +301,17 @@ class TaxiiServer:
         while len(self._statuses) > STATUS_KEEP:
             self._statuses.popitem(last=False)
         return taxii_response(body, status=202)
+
+
+async def _routing_problem(_request: Request, exc: Exception) -> Response:
+    """No route for the path (404) or the method (405): a TAXII error message too."""
+    assert isinstance(exc, HTTPException)  # nosec B101  # registered for HTTPException only
+    title = HTTPStatus(exc.status_code).phrase
+    description = {404: "no TAXII endpoint at this path", 405: "method not allowed here"}.get(
+        exc.status_code, str(exc.detail)
+    )
+    headers = dict(exc.headers or {})
+    return problem_response(HttpProblem(exc.status_code, title, description, headers))
 
 
 def _status_id() -> str:
