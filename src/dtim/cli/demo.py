@@ -8,21 +8,38 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 import typer
+from rich.console import Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from dtim.cli.common import JsonOption, print_json, stdout
+
+POLL_SECONDS = 0.25
+"""How often the stores are read: the resolution of the propagation times shown."""
 
 
 def demo(
     nodes: Annotated[int, typer.Option("--nodes", min=2, max=12, help="How many nodes.")] = 3,
-    duration: Annotated[float | None, typer.Option("--duration", min=5, help="Stop after this many seconds (default: until Ctrl-C).")] = None,
-    keep: Annotated[bool, typer.Option("--keep", help="Keep the demo directory (homes, logs, databases) on exit.")] = False,
-    interval: Annotated[float, typer.Option("--interval", min=0.5, help="Gossip interval of the demo nodes, seconds.")] = 2.0,
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            "--duration", min=5, help="Stop after this many seconds (default: until Ctrl-C)."
+        ),
+    ] = None,
+    keep: Annotated[
+        bool,
+        typer.Option("--keep", help="Keep the demo directory (homes, logs, databases) on exit."),
+    ] = False,
+    interval: Annotated[
+        float,
+        typer.Option("--interval", min=0.5, help="Gossip interval of the demo nodes, seconds."),
+    ] = 2.0,
     json_output: JsonOption = False,
 ) -> None:
-    """Run a throw-away mesh on 127.0.0.1: a registry and N nodes that detect attacks and share them."""
+    """Run a throw-away mesh on 127.0.0.1: a registry and N nodes detecting and sharing attacks."""
     from dtim.demo.generator import AttackPlan
     from dtim.demo.mesh import DemoMesh, remove
 
@@ -40,7 +57,10 @@ def demo(
         mesh.feed(AttackPlan())
         say("Wrote brute force, port scans and web exploit probes into each node's logs.")
         for node in mesh.nodes:
-            say(f"{node.name}: dashboard http://127.0.0.1:{node.admin_port}/  login admin / {node.admin_password}")
+            say(
+                f"{node.name}: dashboard http://127.0.0.1:{node.admin_port}/  "
+                f"login admin / {node.admin_password}"
+            )
         summary = asyncio.run(_watch(mesh, duration, json_output))
     except KeyboardInterrupt:
         say("Interrupted.")
@@ -62,29 +82,68 @@ async def _watch(mesh: Any, duration: float | None, quiet: bool) -> dict[str, An
     if quiet:
         while deadline is None or time.monotonic() < deadline:
             mesh.check_alive()
-            await asyncio.sleep(1)
+            await asyncio.sleep(POLL_SECONDS)
             snapshot = await mesh.snapshot()
         return summarise(mesh, snapshot)
     with Live(_render(mesh, snapshot), console=stdout, refresh_per_second=2) as live:
         while deadline is None or time.monotonic() < deadline:
             mesh.check_alive()
-            await asyncio.sleep(1)
+            await asyncio.sleep(POLL_SECONDS)
             snapshot = await mesh.snapshot()
             live.update(_render(mesh, snapshot))
     return summarise(mesh, snapshot)
 
 
-def _render(mesh: Any, snapshot: dict[str, Any]) -> Table:
+def _render(mesh: Any, snapshot: dict[str, Any]) -> Group:
     from dtim.demo.mesh import summarise
 
     summary = summarise(mesh, snapshot)
-    table = Table(title=f"DTIM demo mesh — {summary['indicators_everywhere']} indicators have reached every node")
-    for column in ("node", "detected here", "received from peers", "dashboard"):
-        table.add_column(column)
+    nodes = Table(
+        title=f"DTIM demo mesh: {summary['indicators_everywhere']} indicators reached every node"
+    )
+    for column in (
+        "node",
+        "privacy level",
+        "detected here",
+        "shared / withheld",
+        "received from peers",
+        "dashboard",
+    ):
+        nodes.add_column(column)
     for name, row in summary["nodes"].items():
-        table.add_row(name, str(row["detected"]), str(row["received"]), row["dashboard"])
+        nodes.add_row(
+            name,
+            row["privacy_level"],
+            str(row["detected"]),
+            f"{row['shared']} / {row['withheld']}",
+            str(row["received"]),
+            row["dashboard"],
+        )
     timing = summary["seconds_to_every_node"]
-    table.caption = (
-        f"time to every node: median {timing['median']} s, max {timing['max']} s" if timing else "waiting for gossip…"
-    ) + f"   leaks of internal canaries: {len(summary['leaks'])}"
-    return table
+    nodes.caption = (
+        f"time to every node: median {timing['median']} s, max {timing['max']} s"
+        if timing
+        else "waiting for gossip…"
+    ) + f"   internal canaries seen on a peer: {len(summary['leaks'])}"
+    recent = Table(title="Latest detections", show_edge=False)
+    for column in ("indicator", "detected by", "nodes holding it", "seconds to every node"):
+        recent.add_column(column)
+    for row in summary["indicators"][:8]:
+        seconds = row["seconds_to_every_node"]
+        recent.add_row(
+            f"{row['type']} {row['value']}",
+            ", ".join(row["detected_by"]),
+            f"{row['nodes']}/{len(summary['nodes'])}",
+            "…" if seconds is None else f"{seconds:.1f}",
+        )
+    parts: list[Any] = [nodes, recent]
+    for name, example in summary["examples"].items():
+        if example is not None:
+            level = summary["nodes"][name]["privacy_level"]
+            parts.append(
+                Text(
+                    f"{name} shares at level {level}: {orjson.dumps(example).decode()}",
+                    overflow="fold",
+                )
+            )
+    return Group(*parts)

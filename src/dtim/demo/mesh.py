@@ -24,8 +24,10 @@ from dtim.config.loader import load_settings
 from dtim.demo.generator import CANARIES, AttackPlan, fail2ban_ban, nginx_access, ufw_scan
 from dtim.errors import DTIMError
 from dtim.model import Indicator
+from dtim.privacy import Destination
 from dtim.service import peers_command
 from dtim.store import IndicatorQuery, Store
+from dtim.web.node import privacy_filter_for
 
 LOCAL_SOURCES = frozenset(
     {
@@ -42,6 +44,8 @@ LOCAL_SOURCES = frozenset(
     }
 )
 COMMAND_TIMEOUT = 60
+PRIVACY_LEVELS = ("moderate", "strict", "open")
+"""Demo nodes take these levels in turn, to show what each one lets out."""
 
 
 def free_port() -> int:
@@ -67,6 +71,9 @@ class DemoNode:
     node_id: str = ""
     fingerprint: str = ""
     admin_password: str = ""
+    privacy_level: str = "moderate"
+    env: dict[str, str] = field(default_factory=dict)
+    """The DTIM__ settings the node process runs with (set by :meth:`DemoMesh.start`)."""
     process: subprocess.Popen[bytes] | None = None
     first_seen: dict[str, float] = field(default_factory=dict)
     """indicator id -> wall time this node first held it."""
@@ -97,6 +104,7 @@ class DemoNode:
             "DTIM__PRIVACY__OWN_NETWORKS": "10.66.0.0/16",
             "DTIM__PRIVACY__OWN_DOMAINS": "acme-canary.internal,acme-canary.example",
             "DTIM__PRIVACY__ORG_NAMES": "acme-canary",
+            "DTIM__PRIVACY__LEVEL": self.privacy_level,
         }
 
 
@@ -131,7 +139,13 @@ class DemoMesh:
         nodes = []
         for index in range(count):
             port = free_port()
-            node = DemoNode(f"node{index + 1}", root / f"node{index + 1}", port, free_port())
+            node = DemoNode(
+                f"node{index + 1}",
+                root / f"node{index + 1}",
+                port,
+                free_port(),
+                privacy_level=PRIVACY_LEVELS[index % len(PRIVACY_LEVELS)],
+            )
             created = orjson.loads(
                 _run(
                     "init",
@@ -182,9 +196,9 @@ class DemoMesh:
         heartbeat = {"DTIM__REGISTRY__HEARTBEAT_SECONDS": "10"}
         self.registry = _spawn(argv, heartbeat, self.root / "registry.log")
         for node in self.nodes:
-            env = node.environment(self.registry_url, self.interval)
+            node.env = node.environment(self.registry_url, self.interval)
             node.process = _spawn(
-                ["node", "run", "--home", str(node.home)], env, self.root / f"{node.name}.log"
+                ["node", "run", "--home", str(node.home)], node.env, self.root / f"{node.name}.log"
             )
 
     def stop(self) -> None:
@@ -305,22 +319,49 @@ def summarise(mesh: DemoMesh, snapshot: dict[str, list[Indicator]]) -> dict[str,
             if detected_locally(item):
                 origin[item.id] = min(origin.get(item.id, float("inf")), node.first_seen[item.id])
     per_node = {}
+    views = shared_views(mesh, snapshot)
     for node in mesh.nodes:
         items = snapshot[node.name]
         received = [i for i in items if not detected_locally(i)]
+        view = views[node.name]
         per_node[node.name] = {
             "node_id": node.node_id,
             "detected": sum(1 for i in items if detected_locally(i)),
             "received": len(received),
+            "privacy_level": view["privacy_level"],
+            "shared": view["shared"],
+            "withheld": view["withheld"],
             "dashboard": f"http://127.0.0.1:{node.admin_port}/",
         }
     spread = []
+    latest: list[dict[str, Any]] = []
+    values: dict[str, Indicator] = {i.id: i for items in snapshot.values() for i in items}
     for indicator_id, started in origin.items():
         holders = [n.first_seen[indicator_id] for n in mesh.nodes if indicator_id in n.first_seen]
         if len(holders) == len(mesh.nodes):
             spread.append(max(holders) - started)
+        item = values[indicator_id]
+        latest.append(
+            {
+                "type": item.type,
+                "value": item.value,
+                "detected_by": [
+                    n.name
+                    for n in mesh.nodes
+                    if any(i.id == indicator_id and detected_locally(i) for i in snapshot[n.name])
+                ],
+                "nodes": len(holders),
+                "seconds_to_every_node": round(max(holders) - started, 2)
+                if len(holders) == len(mesh.nodes)
+                else None,
+                "started": started,
+            }
+        )
+    latest.sort(key=lambda row: row.pop("started"), reverse=True)
     return {
         "nodes": per_node,
+        "indicators": latest,
+        "examples": {name: view["example"] for name, view in views.items()},
         "indicators_everywhere": len(spread),
         "seconds_to_every_node": {
             "max": round(max(spread), 2),
@@ -342,7 +383,25 @@ def _run(*args: str) -> str:
 
 
 def _home(node: DemoNode) -> NodeHome:
-    return NodeHome(root=node.home, settings=load_settings(node.home).settings)
+    environ = {**os.environ, **node.env}
+    return NodeHome(root=node.home, settings=load_settings(node.home, environ=environ).settings)
+
+
+def shared_views(mesh: DemoMesh, snapshot: dict[str, list[Indicator]]) -> dict[str, Any]:
+    """Per node: its privacy level and what one of its own detections looks like to a peer."""
+    views: dict[str, Any] = {}
+    for node in mesh.nodes:
+        privacy = privacy_filter_for(_home(node))
+        peer = Destination.peer("demo-peer")
+        mine = [item for item in snapshot[node.name] if detected_locally(item)]
+        shared = [copy for copy in (privacy.share(item, peer) for item in mine) if copy]
+        views[node.name] = {
+            "privacy_level": node.privacy_level,
+            "shared": len(shared),
+            "withheld": len(mine) - len(shared),
+            "example": shared[0].to_json() if shared else None,
+        }
+    return views
 
 
 async def _peers(node: DemoNode) -> list[dict[str, Any]]:
