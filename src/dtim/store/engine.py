@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,17 @@ def redact_url(url: str) -> str:
     credentials, _, host = rest.rpartition("@")
     user = credentials.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+
+
+def describe(exc: SQLAlchemyError) -> str:
+    """The database's own one-line message for ``exc``, for operators.
+
+    SQLAlchemy's text adds the SQL statement and its parameters, which may
+    hold indicator values and sealed evidence: they belong neither in logs nor
+    in a CLI error.
+    """
+    reason = str(getattr(exc, "orig", None) or exc).strip().split("\n", 1)[0]
+    return reason or exc.__class__.__name__
 
 
 def make_engine(url: str) -> Engine:
@@ -120,4 +132,19 @@ def migrate(
             with conn.begin():
                 _upgrade(conn, script_location, lock_id)
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot migrate the {what} schema: {exc}") from exc
+        where = engine.url.render_as_string(hide_password=True)
+        raise StoreError(
+            f"cannot migrate the {what} schema at {where}: {describe(exc)}{_read_only_hint(engine)}"
+        ) from exc
+
+
+def _read_only_hint(engine: Engine) -> str:
+    """Why SQLite could not write, when the file or its directory is read-only."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:":
+        return ""
+    file = Path(path).resolve()
+    for place in (file, file.parent):
+        if place.exists() and not os.access(place, os.W_OK):
+            return f" ({place} is read-only; the node must be able to write there)"
+    return ""

@@ -25,7 +25,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from dtim.errors import StoreError
 from dtim.model import Indicator, Peer, PeerId, PeerStatus, Sighting, TailPosition, merge
 from dtim.model.indicator import JsonValue
-from dtim.store.engine import POOL_SIZE, WRITE_FLAG, make_engine, migrate, redact_url
+from dtim.store.engine import (
+    POOL_SIZE,
+    WRITE_FLAG,
+    describe,
+    make_engine,
+    migrate,
+    redact_url,
+)
 from dtim.store.rows import (
     dumps,
     from_epoch,
@@ -163,7 +170,7 @@ class Store:
             with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"database read failed: {exc}") from exc
+            raise StoreError(f"database read failed: {describe(exc)}") from exc
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -173,7 +180,9 @@ class Store:
                 with conn.begin():
                     yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"database write failed, nothing was changed: {exc}") from exc
+            raise StoreError(
+                f"database write failed, nothing was changed: {describe(exc)}"
+            ) from exc
 
     def _next_seq(self, conn: Connection, count: int) -> int:
         """Reserve ``count`` change numbers; returns the first."""

@@ -21,7 +21,7 @@ from typing import Protocol
 import pluggy
 
 from dtim.config.settings import Settings
-from dtim.errors import WatcherError
+from dtim.errors import StoreError, WatcherError
 from dtim.model import Clock, JsonValue, SystemClock
 from dtim.watchers.base import InputKind, SightingSink, WatcherContext, WatcherSpec, parse_networks
 from dtim.watchers.clamav import ClamavWatcher
@@ -191,8 +191,13 @@ class WatcherSupervisor:
                 for runner in self.runners:
                     group.create_task(runner.run(stop), name=f"watcher-{runner.stats.name}")
                 group.create_task(self._publish_until(stop), name="watcher-stats")
+        except BaseExceptionGroup as failed:
+            # The node reports its first error in one line (a full disk, a read-only store):
+            # an exception group would reach the operator as a traceback.
+            raise first_error(failed) from None
         finally:
-            await self.publish()
+            with contextlib.suppress(StoreError):  # the store that just failed may still fail
+                await self.publish()
 
     async def _publish_until(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -202,6 +207,12 @@ class WatcherSupervisor:
     async def publish(self) -> None:
         """Write the counters into the store's state."""
         await self.store.set_state(STATS_STATE_KEY, self.stats())
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first error of a task group, groups inside it opened."""
+    first = group.exceptions[0]
+    return first_error(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
