@@ -231,6 +231,23 @@ def _parse_signature(headers: Headers, tag: str, required: tuple[Item, ...]) -> 
     )
 
 
+def skew_error(created: int, moment: int, window: int) -> SignatureError:
+    """The error for a signature made outside the window: it names the clock skew.
+
+    Args:
+        created: the signature's ``created`` time (signer's clock, Unix seconds).
+        moment: this node's time (Unix seconds).
+        window: the allowed difference either way.
+    """
+    skew = created - moment
+    side = "ahead of" if skew > 0 else "behind"
+    return SignatureError(
+        f"timestamp outside window: clock skew {skew:+d} s (the signer's clock is "
+        f"{abs(skew)} s {side} the verifier's; the signature window is ±{window} s): "
+        "check both clocks (NTP)"
+    )
+
+
 class RequestVerifier:
     """Checks signed requests addressed to this node.
 
@@ -288,9 +305,7 @@ class RequestVerifier:
             raise SignatureError("wrong recipient: this request is meant for another node")
         moment = int((now or self._clock.now()).timestamp())
         if abs(moment - parsed.created) > self._window:
-            raise SignatureError(
-                f"timestamp outside window: created {moment - parsed.created:+d} s from now"
-            )
+            raise skew_error(parsed.created, moment, self._window)
         if parsed.expires is not None and parsed.expires < moment:
             raise SignatureError("signature expired")
         check_content_digest(field_value(headers, "content-digest"), body)
@@ -355,7 +370,7 @@ def verify_response(
         raise SignatureError("wrong recipient: this response is meant for another node")
     moment = int(now.timestamp())
     if abs(moment - parsed.created) > window_seconds:
-        raise SignatureError("timestamp outside window")
+        raise skew_error(parsed.created, moment, window_seconds)
     check_content_digest(field_value(headers, "content-digest"), body)
     try:
         key = decode_public_key(responder_public_key)
