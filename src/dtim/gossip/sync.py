@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from dtim.errors import GossipError, StoreError
+from dtim.errors import GossipError, StoreError, ValidationError
 from dtim.gossip.client import SessionOutcome, run_session
 from dtim.gossip.dandelion import Router
 from dtim.gossip.directory import MIN_HEALTHY_PEERS, Backoff, PeerDirectory
@@ -284,6 +284,9 @@ class GossipLoop:
                 exc or exc.__class__.__name__,
                 until - time.monotonic(),
             )
+            # Store the lowered score too: a peer that only fails must not keep the last
+            # good score in ``dtim peers list`` and the dashboard.
+            await self._store_score(peer.id)
         except StoreError as exc:
             log.warning("session with %s: store failed: %s", peer.id[:16], exc)
         else:
@@ -312,6 +315,18 @@ class GossipLoop:
                 log.warning("cannot record contact with %s: %s", peer.id[:16], exc)
         finally:
             self._busy.discard(peer.id)
+
+    async def _store_score(self, peer_id: PeerId) -> None:
+        if self.reputation is None:
+            return
+        try:
+            current = self.reputation.score(peer_id)
+        except ValidationError:
+            return  # revoked meanwhile: no longer scored
+        try:
+            await self.items.touch_peer(peer_id, score=current)
+        except StoreError as exc:
+            log.warning("cannot record the score of %s: %s", peer_id[:16], exc)
 
     # -- own indicators ---------------------------------------------------------------
 
