@@ -229,3 +229,11 @@ async def test_openapi_is_generated_and_public(world: World) -> None:
         "/api/v1/gossip/reconcile",
         "/api/v1/gossip/pull",
     }
+
+
+async def test_public_feed_cursor_past_64_bits_is_422_not_500(world: World) -> None:
+    async with world.client(None) as client:
+        response = await client.get("/api/v1/indicators/public", params={"after": 2**64})
+    assert response.status_code == 422
+    assert response.json()["error"] == "invalid request"
+    assert response.json()["reason"].startswith("query.after")

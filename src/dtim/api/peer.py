@@ -28,7 +28,7 @@ from starlette.types import ASGIApp
 
 from dtim import __version__
 from dtim.aging import DecayModel
-from dtim.api.errors import ApiError, install_error_handlers
+from dtim.api.errors import ApiError, error_responses, install_error_handlers
 from dtim.api.health import ReadinessCheck, health_router
 from dtim.api.mtls import PeerCertificateGuard, PeerIdentifier
 from dtim.api.signatures import PEER_STATE_KEY, SignatureGuard
@@ -52,6 +52,7 @@ from dtim.gossip.transport import (
 from dtim.model import Clock, Peer
 from dtim.model.indicator import JsonValue
 from dtim.privacy import Destination, PrivacyFilter
+from dtim.store import MAX_SEQUENCE
 from dtim.store.gossip import GossipStore
 
 PUBLIC_PATHS = (NODE_PATH, PUBLIC_PATH, "/healthz", "/readyz", "/docs", "/openapi.json")
@@ -61,6 +62,24 @@ DEFAULT_RATE = 20.0
 DEFAULT_BURST = 100.0
 """Requests each peer may send at once."""
 _BINARY = {"content": {"application/octet-stream": {"schema": {"type": "string"}}}}
+_PUBLIC_ERRORS = error_responses(
+    {
+        422: "Malformed query parameters",
+        429: "Too many requests from this address (Retry-After)",
+        503: "The store is unavailable",
+    }
+)
+_PEER_ERRORS = error_responses(
+    {
+        400: "Not a well-formed gossip message",
+        401: "Client certificate or request signature rejected",
+        403: "Not an approved peer, or quarantined",
+        413: "Body too large",
+        422: "Malformed query parameters",
+        429: "Too many requests from this peer (Retry-After)",
+        503: "The store is unavailable",
+    }
+)
 
 
 class PublicIndicators:
@@ -162,14 +181,26 @@ def peer_routes(api: PeerApi) -> FastAPI:
     if api.readiness is not None:
         app.include_router(health_router(api.readiness))
 
-    @app.get(NODE_PATH, tags=["node"], summary="Who this node is (self-signed)")
+    @app.get(
+        NODE_PATH,
+        tags=["node"],
+        summary="Who this node is (self-signed)",
+        responses={429: _PUBLIC_ERRORS[429]},
+    )
     async def node() -> JSONResponse:
         return JSONResponse(dict(api.document()))
 
-    @app.get(PUBLIC_PATH, tags=["indicators"], summary="TLP:CLEAR indicators, paged")
+    @app.get(
+        PUBLIC_PATH,
+        tags=["indicators"],
+        summary="TLP:CLEAR indicators, paged",
+        responses=_PUBLIC_ERRORS,
+    )
     async def public(
         request: Request,
-        after: Annotated[int, Query(ge=0, description="Cursor from the previous page.")] = 0,
+        after: Annotated[
+            int, Query(ge=0, le=MAX_SEQUENCE, description="Cursor from the previous page.")
+        ] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Response:
         items, cursor = await api.public.page(after, limit)
@@ -183,6 +214,7 @@ def peer_routes(api: PeerApi) -> FastAPI:
         GOSSIP_PATH,
         tags=["gossip"],
         summary="Push reports (body signed by the sender)",
+        responses=_PEER_ERRORS,
         openapi_extra={
             "requestBody": {
                 "content": {
@@ -219,6 +251,7 @@ def peer_routes(api: PeerApi) -> FastAPI:
         RECONCILE_PATH,
         tags=["gossip"],
         summary="One range-based set reconciliation message",
+        responses=_PEER_ERRORS,
         openapi_extra={"requestBody": _BINARY},
         response_class=Response,
     )
@@ -231,7 +264,12 @@ def peer_routes(api: PeerApi) -> FastAPI:
         reply = api.responder.reconcile(peer, session, message)
         return Response(reply, media_type="application/octet-stream")
 
-    @app.post(PULL_PATH, tags=["gossip"], summary="Items the peer lacks, one frame")
+    @app.post(
+        PULL_PATH,
+        tags=["gossip"],
+        summary="Items the peer lacks, one frame",
+        responses=_PEER_ERRORS,
+    )
     async def pull(
         request: Request, session: Annotated[str, Query(min_length=16, max_length=64)]
     ) -> Response:
