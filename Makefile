@@ -48,6 +48,7 @@ lint: venv
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/bandit -c pyproject.toml -r src -q
 	$(PY) .ci/audit_deps.py $(if $(AUDIT_STRICT),--strict)
 

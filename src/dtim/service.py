@@ -65,8 +65,10 @@ from dtim.store.gossip import GossipStore
 if TYPE_CHECKING:
     import httpx
 
+    from dtim.config.settings import Settings
     from dtim.taxii.runtime import NodeRuntime
     from dtim.watchers.enrichment import EnrichingSink
+    from dtim.watchers.supervisor import WatcherConfig
 
 ADMIN_PASSWORD_FILE = "admin.argon2"  # noqa: S105  # a file name, not a password
 
@@ -277,6 +279,34 @@ class StoreSink:
         return await self._store.get_position(watcher, path)
 
 
+WATCHER_PATH_KEYS = {
+    "ufw": "ufw_log_path",
+    "fail2ban": "fail2ban_log_path",
+    "suricata": "suricata_log_path",
+    "zeek": "zeek_log_dir",
+    "clamav": "clamav_scan_dir",
+    "nginx_access": "nginx_access_log",
+    "nginx_error": "nginx_error_log",
+    "apache_access": "apache_access_log",
+    "apache_error": "apache_error_log",
+}
+"""Built-in watcher name -> the ``[watchers]`` key holding its path."""
+
+
+def watcher_config(settings: Settings) -> WatcherConfig:
+    """The watchers' part of the settings, as the plain values the watchers package takes."""
+    from dtim.watchers.supervisor import WatcherConfig
+
+    section = settings.watchers
+    return WatcherConfig(
+        paths={name: getattr(section, key) for name, key in WATCHER_PATH_KEYS.items()},
+        rules=section.rules,
+        start_at=section.start_at,
+        own_networks=tuple(settings.privacy.own_networks),
+        own_domains=tuple(settings.privacy.own_domains),
+    )
+
+
 def start_watchers(
     home: NodeHome, store: Store, keyring: Keyring, stop: asyncio.Event
 ) -> list[asyncio.Task[Any]]:
@@ -302,7 +332,7 @@ def start_watchers(
         if enricher is not None:
             sink = EnrichingSink(sink, enricher, store)
             tasks.append(spawn(_enrich(sink, client, stop), name="virustotal"))
-    supervisor = WatcherSupervisor(settings, sink, store)
+    supervisor = WatcherSupervisor(watcher_config(settings), sink, store)
     if not supervisor.runners:
         return tasks
     return [*tasks, spawn(supervisor.run(stop), name="watchers")]

@@ -14,10 +14,15 @@ from dtim.config.settings import PrivacySettings, Settings, WatcherSettings
 from dtim.crypto.evidence import open_evidence
 from dtim.crypto.keyring import Keyring
 from dtim.demo.generator import fail2ban_ban, ufw_scan
-from dtim.service import StoreSink
+from dtim.service import StoreSink, watcher_config
 from dtim.store import Store
 from dtim.watchers.plugins import make_plugin_manager, registered_watchers
-from dtim.watchers.supervisor import STATS_STATE_KEY, WatcherSupervisor, enabled_watchers
+from dtim.watchers.supervisor import (
+    STATS_STATE_KEY,
+    WatcherConfig,
+    WatcherSupervisor,
+    enabled_watchers,
+)
 
 ATTACKERS = ("45.10.20.30", "62.40.50.60")
 
@@ -29,10 +34,12 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], seconds: float = 20
         await asyncio.sleep(0.05)
 
 
-def settings_for(tmp_path: Path, **watchers: object) -> Settings:
-    return Settings(
-        watchers=WatcherSettings(start_at="beginning", **watchers),  # type: ignore[arg-type]
-        privacy=PrivacySettings(own_networks=("10.66.0.0/16",)),
+def settings_for(tmp_path: Path, **watchers: object) -> WatcherConfig:
+    return watcher_config(
+        Settings(
+            watchers=WatcherSettings(start_at="beginning", **watchers),  # type: ignore[arg-type]
+            privacy=PrivacySettings(own_networks=("10.66.0.0/16",)),
+        )
     )
 
 
@@ -44,7 +51,7 @@ def test_only_watchers_with_a_path_are_enabled(tmp_path: Path) -> None:
             rules={"ufw": {"scan-ports": {"threshold": 5}}, "custom": {"path": "/x"}},
         )
     )
-    enabled = enabled_watchers(settings, specs)
+    enabled = enabled_watchers(watcher_config(settings), specs)
     assert [(e.spec.name, e.path) for e in enabled] == [("ufw", "/var/log/ufw.log")]
     assert dict(enabled[0].options) == {"scan-ports": {"threshold": 5}}
 
@@ -127,7 +134,11 @@ async def test_clamav_without_an_engine_is_reported_and_others_run(
         )
     )
     supervisor = WatcherSupervisor(
-        settings, StoreSink(store, keyring), store, poll_interval=0.05, stats_interval=0.05
+        watcher_config(settings),
+        StoreSink(store, keyring),
+        store,
+        poll_interval=0.05,
+        stats_interval=0.05,
     )
 
     async def both_reported() -> bool:

@@ -1,7 +1,8 @@
 """The node's watchers: which are on, running them side by side, publishing their counters.
 
 A built-in watcher is on when its ``[watchers]`` path is set (``ufw_log_path``,
-``zeek_log_dir`` ...). A plugin's watcher is on when its own table gives a
+``zeek_log_dir`` ...; ``service.watcher_config`` reads them into a
+:class:`WatcherConfig`). A plugin's watcher is on when its own table gives a
 path: ``[watchers.<name>] path = "..."``. Each runs in its own task; one that
 cannot start (ClamAV with neither clamd nor clamscan) is reported in its
 counters and retried, never fatal to the node. Counters are written to the
@@ -20,7 +21,6 @@ from typing import Protocol
 
 import pluggy
 
-from dtim.config.settings import Settings
 from dtim.errors import StoreError, WatcherError
 from dtim.model import Clock, JsonValue, SystemClock
 from dtim.watchers.base import InputKind, SightingSink, WatcherContext, WatcherSpec, parse_networks
@@ -32,28 +32,27 @@ from dtim.watchers.runner import WatcherRunner, WatcherStats, sources_for
 log = logging.getLogger("dtim.watchers")
 
 STATS_STATE_KEY = "watchers.stats"
-BUILTIN_PATHS: Mapping[str, str] = {
-    "ufw": "ufw_log_path",
-    "fail2ban": "fail2ban_log_path",
-    "suricata": "suricata_log_path",
-    "zeek": "zeek_log_dir",
-    "clamav": "clamav_scan_dir",
-    "nginx_access": "nginx_access_log",
-    "nginx_error": "nginx_error_log",
-    "apache_access": "apache_access_log",
-    "apache_error": "apache_error_log",
-}
-"""Built-in watcher name → the ``[watchers]`` key holding its path."""
 PLUGIN_PATH_OPTION = "path"
 ENGINE_RETRY_SECONDS = 60.0
 
 
-class StateWriter(Protocol):
-    """What the supervisor needs of the store (:class:`dtim.store.Store` fits)."""
+@dataclass(frozen=True)
+class WatcherConfig:
+    """What the supervisor needs from ``[watchers]`` and ``[privacy]``, as plain values.
 
-    async def set_state(self, key: str, value: JsonValue) -> None:
-        """Keep ``value`` under ``key``."""
-        ...
+    Attributes:
+        paths: built-in watcher name -> its path (empty: off).
+        rules: the ``[watchers.<name>]`` tables; a plugin's ``path`` option turns it on.
+        start_at: where to start in a file seen for the first time.
+        own_networks: the node's own ranges (CIDR strings).
+        own_domains: the node's own domains.
+    """
+
+    paths: Mapping[str, str]
+    rules: Mapping[str, Mapping[str, object]]
+    start_at: str = "end"
+    own_networks: tuple[str, ...] = ()
+    own_domains: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,18 +64,26 @@ class EnabledWatcher:
     options: Mapping[str, object]
 
 
-def enabled_watchers(settings: Settings, specs: Mapping[str, WatcherSpec]) -> list[EnabledWatcher]:
-    """The watchers ``settings`` turn on, in name order."""
-    rules = settings.watchers.rules
+def enabled_watchers(
+    config: WatcherConfig, specs: Mapping[str, WatcherSpec]
+) -> list[EnabledWatcher]:
+    """The watchers ``config`` turns on, in name order."""
     enabled: list[EnabledWatcher] = []
     for name, spec in sorted(specs.items()):
-        table = dict(rules.get(name, {}))
+        table = dict(config.rules.get(name, {}))
         plugin_path = table.pop(PLUGIN_PATH_OPTION, "")
-        key = BUILTIN_PATHS.get(name)
-        path = getattr(settings.watchers, key) if key else plugin_path
+        path = config.paths.get(name, plugin_path)
         if isinstance(path, str) and path:
             enabled.append(EnabledWatcher(spec, path, table))
     return enabled
+
+
+class StateWriter(Protocol):
+    """What the supervisor needs of the store (:class:`dtim.store.Store` fits)."""
+
+    async def set_state(self, key: str, value: JsonValue) -> None:
+        """Keep ``value`` under ``key``."""
+        ...
 
 
 class ScanRunner:
@@ -123,7 +130,7 @@ class WatcherSupervisor:
     """Builds the enabled watchers and runs them until stopped.
 
     Args:
-        settings: the node's settings.
+        config: which watchers are on, their tables, the node's own networks and domains.
         sink: where sightings and tail positions are committed (the store, sealed evidence).
         store: where counters are published (``set_state``).
         poll_interval: seconds between polls of every source.
@@ -135,7 +142,7 @@ class WatcherSupervisor:
 
     def __init__(
         self,
-        settings: Settings,
+        config: WatcherConfig,
         sink: SightingSink,
         store: StateWriter,
         *,
@@ -148,14 +155,13 @@ class WatcherSupervisor:
         self.store = store
         self.stats_interval = stats_interval
         specs = registered_watchers(manager or make_plugin_manager())
-        networks = parse_networks(list(settings.privacy.own_networks))
-        start_at = settings.watchers.start_at
+        networks = parse_networks(list(config.own_networks))
         self.runners: list[WatcherRunner | ScanRunner] = []
-        for enabled in enabled_watchers(settings, specs):
+        for enabled in enabled_watchers(config, specs):
             context = WatcherContext(
                 settings=enabled.options,
                 own_networks=networks,
-                own_domains=tuple(settings.privacy.own_domains),
+                own_domains=config.own_domains,
                 clock=clock or SystemClock(),
             )
             watcher = enabled.spec.create(context)
@@ -163,7 +169,7 @@ class WatcherSupervisor:
                 self.runners.append(ScanRunner(watcher, enabled.path, sink, poll_interval))
                 continue
             sources = sources_for(
-                enabled.spec.name, enabled.spec.input, enabled.path, start_at=start_at
+                enabled.spec.name, enabled.spec.input, enabled.path, start_at=config.start_at
             )
             self.runners.append(WatcherRunner(watcher, sources, sink, poll_interval=poll_interval))
 
