@@ -61,7 +61,9 @@ BATCH = 2000
 
 # Built once: constructing and cache-keying a statement costs more than running it.
 _BY_ID = select(indicators).where(indicators.c.id == bindparam("id"))
-_BY_VALUE = select(indicators).where(and_(indicators.c.type == bindparam("type"), indicators.c.value == bindparam("value")))
+_BY_VALUE = select(indicators).where(
+    and_(indicators.c.type == bindparam("type"), indicators.c.value == bindparam("value"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,9 +229,14 @@ class Store:
         stmt = self._upsert(indicators, ["id"])
         for start in range(0, len(ids), BATCH):
             chunk = ids[start : start + BATCH]
-            for row in conn.execute(select(indicators).where(indicators.c.id.in_(chunk))).mappings():
+            for row in conn.execute(
+                select(indicators).where(indicators.c.id.in_(chunk))
+            ).mappings():
                 pending[row["id"]] = merge(indicator_from_row(row), pending[row["id"]])
-            rows = [indicator_row(pending[key], first + start + offset) for offset, key in enumerate(chunk)]
+            rows = [
+                indicator_row(pending[key], first + start + offset)
+                for offset, key in enumerate(chunk)
+            ]
             conn.execute(stmt, rows)
         return len(ids)
 
@@ -249,7 +256,9 @@ class Store:
         def work() -> bool:
             with self._write() as conn:
                 conn.execute(delete(sightings).where(sightings.c.indicator_id == indicator_id))
-                return bool(conn.execute(delete(indicators).where(indicators.c.id == indicator_id)).rowcount)
+                return bool(
+                    conn.execute(delete(indicators).where(indicators.c.id == indicator_id)).rowcount
+                )
 
         return await self._run(work)
 
@@ -259,7 +268,9 @@ class Store:
 
     async def find_indicator(self, type_: str, value: str) -> Indicator | None:
         """One indicator by normalised type and value."""
-        return await self._run(lambda: self._one_indicator(_BY_VALUE, {"type": type_, "value": value}))
+        return await self._run(
+            lambda: self._one_indicator(_BY_VALUE, {"type": type_, "value": value})
+        )
 
     def _one_indicator(self, stmt: Any, params: dict[str, str]) -> Indicator | None:
         with self._read() as conn:
@@ -292,11 +303,15 @@ class Store:
 
     async def changed_since(self, seq: int, limit: int = 1000) -> list[tuple[int, Indicator]]:
         """Indicators whose change number is above ``seq``, in change order."""
-        stmt = select(indicators).where(indicators.c.seq > seq).order_by(indicators.c.seq).limit(limit)
+        stmt = (
+            select(indicators).where(indicators.c.seq > seq).order_by(indicators.c.seq).limit(limit)
+        )
 
         def work() -> list[tuple[int, Indicator]]:
             with self._read() as conn:
-                return [(row["seq"], indicator_from_row(row)) for row in conn.execute(stmt).mappings()]
+                return [
+                    (row["seq"], indicator_from_row(row)) for row in conn.execute(stmt).mappings()
+                ]
 
         return await self._run(work)
 
@@ -305,7 +320,11 @@ class Store:
 
         def work() -> int:
             with self._read() as conn:
-                return int(conn.execute(select(sequence.c.value).where(sequence.c.name == "changes")).scalar_one())
+                return int(
+                    conn.execute(
+                        select(sequence.c.value).where(sequence.c.name == "changes")
+                    ).scalar_one()
+                )
 
         return await self._run(work)
 
@@ -314,14 +333,28 @@ class Store:
 
         def work() -> StoreCounts:
             with self._read() as conn:
-                by_type = {r[0]: r[1] for r in conn.execute(select(indicators.c.type, func.count()).group_by(indicators.c.type))}
-                by_tlp = {r[0]: r[1] for r in conn.execute(select(indicators.c.tlp, func.count()).group_by(indicators.c.tlp))}
-                by_sources = conn.execute(select(indicators.c.sources, func.count()).group_by(indicators.c.sources))
+                by_type = {
+                    r[0]: r[1]
+                    for r in conn.execute(
+                        select(indicators.c.type, func.count()).group_by(indicators.c.type)
+                    )
+                }
+                by_tlp = {
+                    r[0]: r[1]
+                    for r in conn.execute(
+                        select(indicators.c.tlp, func.count()).group_by(indicators.c.tlp)
+                    )
+                }
+                by_sources = conn.execute(
+                    select(indicators.c.sources, func.count()).group_by(indicators.c.sources)
+                )
                 by_source: dict[str, int] = {}
                 for raw, count in by_sources:
                     for source in orjson.loads(raw) or ["unknown"]:
                         by_source[source] = by_source.get(source, 0) + count
-            return StoreCounts(total=sum(by_type.values()), by_type=by_type, by_tlp=by_tlp, by_source=by_source)
+            return StoreCounts(
+                total=sum(by_type.values()), by_type=by_type, by_tlp=by_tlp, by_source=by_source
+            )
 
         return await self._run(work)
 
@@ -427,7 +460,13 @@ class Store:
             conn.execute(
                 self._upsert(tail_positions, ["watcher", "path"]),
                 [
-                    {"watcher": p.watcher, "path": p.path, "inode": p.inode, "offset": p.offset, "fingerprint": p.fingerprint}
+                    {
+                        "watcher": p.watcher,
+                        "path": p.path,
+                        "inode": p.inode,
+                        "offset": p.offset,
+                        "fingerprint": p.fingerprint,
+                    }
                     for p in positions
                 ],
             )
@@ -460,14 +499,18 @@ class Store:
 
     async def get_position(self, watcher: str, path: str) -> TailPosition | None:
         """Where ``watcher`` stopped reading ``path``."""
-        stmt = select(tail_positions).where(and_(tail_positions.c.watcher == watcher, tail_positions.c.path == path))
+        stmt = select(tail_positions).where(
+            and_(tail_positions.c.watcher == watcher, tail_positions.c.path == path)
+        )
 
         def work() -> TailPosition | None:
             with self._read() as conn:
                 row = conn.execute(stmt).mappings().first()
             if row is None:
                 return None
-            return TailPosition(row["watcher"], row["path"], row["inode"], row["offset"], row["fingerprint"])
+            return TailPosition(
+                row["watcher"], row["path"], row["inode"], row["offset"], row["fingerprint"]
+            )
 
         return await self._run(work)
 
@@ -528,7 +571,9 @@ class Store:
 
         def work() -> JsonValue:
             with self._read() as conn:
-                raw = conn.execute(select(state.c.value).where(state.c.key == key)).scalar_one_or_none()
+                raw = conn.execute(
+                    select(state.c.value).where(state.c.key == key)
+                ).scalar_one_or_none()
             return None if raw is None else orjson.loads(raw)
 
         return await self._run(work)
