@@ -15,6 +15,7 @@ from dtim.config.settings import Settings, WatcherSettings
 from dtim.demo.generator import ufw_scan
 from dtim.errors import StoreError
 from dtim.model import JsonValue, Sighting, TailPosition
+from dtim.service import watcher_config
 from dtim.watchers.supervisor import WatcherSupervisor, first_error
 
 
@@ -42,7 +43,9 @@ async def test_a_failing_store_surfaces_as_its_own_error(tmp_path: Path) -> None
     log.write_text("\n".join(ufw_scan("45.10.20.30", datetime.now(UTC), random.Random(1))) + "\n")
     settings = Settings(watchers=WatcherSettings(start_at="beginning", ufw_log_path=str(log)))
     disk = FullDisk()
-    supervisor = WatcherSupervisor(settings, disk, disk, poll_interval=0.05, stats_interval=60)
+    supervisor = WatcherSupervisor(
+        watcher_config(settings), disk, disk, poll_interval=0.05, stats_interval=60
+    )
     with pytest.raises(StoreError, match="database or disk is full"):
         await asyncio.wait_for(supervisor.run(asyncio.Event()), 20)
     assert disk.commits == 1
