@@ -146,7 +146,11 @@ async def taxii_api(root: Path) -> AsyncIterator[TlsTarget]:
             SystemClock(),
             settings=TaxiiSettings(max_content_length=64 * 1024),
         )
-        app = Starlette(routes=[Mount("/taxii2", app=server.app())])
+        taxii = server.app()
+        # Paths the mount itself cannot route (a newline in a segment) get TAXII errors too.
+        app = Starlette(
+            routes=[Mount("/taxii2", app=taxii)], exception_handlers=taxii.exception_handlers
+        )
         certs = home.certs_dir
         tls = server_context(
             certs / "node.crt", certs / "node.key", client_cert=ClientCertMode.NONE

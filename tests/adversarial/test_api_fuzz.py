@@ -131,8 +131,35 @@ def admin_target(target: AdminTarget, session: requests.Session) -> FuzzTarget:
     def send(case: Case[Any]) -> schemathesis.Response:
         return case.call(session=session, headers=headers, timeout=TIMEOUT)
 
+    listed = session.get(
+        target.url + "/api/admin/indicators",
+        params={"limit": 100},
+        headers=headers,
+        timeout=TIMEOUT,
+    ).json()["items"]
+    grouped = session.get(target.url + "/api/admin/peers", headers=headers, timeout=TIMEOUT).json()
+    known = {
+        "indicator_id": [item["id"] for item in listed],
+        "peer_id": [peer["id"] for peers in grouped.values() for peer in peers],
+    }
+    assert all(known.values()), known
+    sent = [0]
+
+    def prepare(case: Case[Any]) -> None:
+        # Every other case names a real indicator or peer (and adds a real indicator value),
+        # so fuzzed fields reach the code behind the 404s and the value check.
+        sent[0] += 1
+        if sent[0] % 2:
+            return
+        for name, ids in known.items():
+            if name in case.path_parameters:
+                case.path_parameters[name] = ids[sent[0] % len(ids)]
+        body = case.body
+        if case.path == "/api/admin/indicators" and isinstance(body, dict) and "value" in body:
+            body["value"] = f"45.155.{sent[0] // 250 % 250}.{sent[0] % 250 + 1}"
+
     schema = _served_schema(target.url + "/openapi.json", target.url)
-    return FuzzTarget("admin API", schema, send, ADMIN_ERROR, skip=ADMIN_SKIP)
+    return FuzzTarget("admin API", schema, send, ADMIN_ERROR, prepare=prepare, skip=ADMIN_SKIP)
 
 
 # -- TAXII 2.1: HTTP Basic as a reading and writing account -------------------------------------
@@ -148,13 +175,31 @@ def taxii(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsTarget]:
 def taxii_target(target: TlsTarget, session: requests.Session) -> FuzzTarget:
     """The TAXII routes at /taxii2, described by :func:`dtim.taxii.openapi.taxii_openapi`."""
 
+    ca = str(target.ca_file)
+
     def send(case: Case[Any]) -> schemathesis.Response:
-        return case.call(session=session, verify=str(target.ca_file), timeout=TIMEOUT)
+        return case.call(session=session, verify=ca, timeout=TIMEOUT)
+
+    green = f"{target.url}/taxii2/api/collections/tlp-green/objects/"
+    listed = session.get(
+        green, auth=(TAXII_USER, TAXII_PASSWORD), verify=ca, timeout=TIMEOUT
+    ).json()["objects"]
+    objects = [obj["id"] for obj in listed if obj["type"] in ("indicator", "sighting")]
+    assert objects
+    sent = [0]
+
+    def prepare(case: Case[Any]) -> None:
+        # Every other object request names an object that is there, so the filters and
+        # paging around it run instead of stopping at 404.
+        sent[0] += 1
+        if sent[0] % 2 == 0 and "object" in case.path_parameters:
+            case.path_parameters["collection"] = "tlp-green"
+            case.path_parameters["object"] = objects[sent[0] % len(objects)]
 
     schema = _schema(taxii_openapi(), target.url + "/taxii2")
     # Credentials through schemathesis, which leaves them out where it tests their absence.
     schema.config.update(basic_auth=(TAXII_USER, TAXII_PASSWORD))
-    return FuzzTarget("TAXII", schema, send, TAXII_ERROR)
+    return FuzzTarget("TAXII", schema, send, TAXII_ERROR, prepare=prepare)
 
 
 # -- registry: requests signed by a real node key ---------------------------------------------
