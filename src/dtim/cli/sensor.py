@@ -50,6 +50,7 @@ def run(
 ) -> None:
     """Run the watchers configured in this home and submit their sightings to the node."""
     from dtim.sensor.runtime import run_sensor
+    from dtim.service import watcher_config
 
     sensor_home = open_home(home, sets)
     if not logging.getLogger().handlers:
@@ -59,7 +60,7 @@ def run(
         logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(
         run_sensor(
-            sensor_home.settings,
+            watcher_config(sensor_home.settings),
             sensor_home.root,
             node_url=node,
             token=token,
@@ -114,7 +115,6 @@ def token_list(
         print_json(listed)
         return
     for sensor in listed:
-        assert isinstance(sensor, dict)
         stdout.print(
             f"{sensor['name']:<24} {sensor['id']}  {sensor['status']:<8} "
             f"created {sensor['created_at']}  last used {sensor['last_used'] or 'never'}"

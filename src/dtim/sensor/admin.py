@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from dtim.errors import ValidationError
-from dtim.model import JsonObject, JsonValue
+from dtim.model import JsonObject
 from dtim.model.clock import iso
 from dtim.sensor.tokens import new_token, valid_name
 from dtim.store import Store
@@ -46,7 +46,7 @@ async def add_sensor(store: Store, name: str, now: datetime) -> JsonObject:
     return {**token_json(added), "token": made.token}
 
 
-async def list_sensors(store: Store) -> list[JsonValue]:
+async def list_sensors(store: Store) -> list[JsonObject]:
     """Every sensor, revoked ones included."""
     return [token_json(s) for s in await SensorStore(store).tokens()]
 

@@ -16,11 +16,10 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from dtim.config.settings import Settings
 from dtim.errors import ConfigError
 from dtim.sensor.client import NodeClient, NodeUnreachable, SubmissionRefused, tls_context
 from dtim.sensor.queue import QUEUE_FILE, QueuedBatch, SensorQueue
-from dtim.watchers.supervisor import WatcherSupervisor
+from dtim.watchers.supervisor import WatcherConfig, WatcherSupervisor
 
 log = logging.getLogger("dtim.sensor")
 
@@ -130,7 +129,7 @@ async def _wait_any(stop: asyncio.Event, added: asyncio.Event, seconds: float) -
 
 
 async def run_sensor(
-    settings: Settings,
+    watchers: WatcherConfig,
     home: Path,
     *,
     node_url: str,
@@ -141,6 +140,11 @@ async def run_sensor(
     options: ForwardOptions | None = None,
 ) -> None:
     """Run the sensor until ``stop`` is set (or SIGINT/SIGTERM when none is given).
+
+    Args:
+        watchers: the sensor's ``[watchers]`` and ``[privacy]`` values
+            (``dtim.service.watcher_config`` reads them from its settings).
+        home: the sensor home; the buffer is ``data/sensor-queue.db`` in it.
 
     Raises:
         ConfigError: no watcher is on, a bad watcher setting, a bad node URL or CA file.
@@ -153,7 +157,7 @@ async def run_sensor(
     verify = tls_context(ca)
     client = NodeClient(node_url, token, verify=verify, timeout=request_timeout)
     queue = SensorQueue(home / QUEUE_FILE)
-    supervisor = WatcherSupervisor(settings, queue, queue)
+    supervisor = WatcherSupervisor(watchers, queue, queue)
     if not supervisor.runners:
         raise ConfigError("no watcher is on: set a log path in [watchers]", key="watchers")
     own_stop = stop is None
