@@ -338,13 +338,14 @@ class GossipLoop:
         """
         changed = 0
         async with self._publishing:
-            while True:
+            # Catch up to the newest change as of now, not until a read comes back empty:
+            # while watchers commit without pause, that read may never come, and every peer
+            # session waiting on this lock would time out.
+            head = await self.store.last_seq()
+            while self._seq < head:
                 rows = await self.store.changed_since(self._seq, limit=2000)
                 if not rows:
-                    if self.stem is not None:
-                        self.stem.flush()
-                    self._caught_up = True
-                    return changed
+                    break  # numbers handed out but not committed yet: the next call sees them
                 for seq, indicator in rows:
                     self._seq = seq
                     if is_local(indicator):
@@ -355,6 +356,10 @@ class GossipLoop:
                         else:
                             self.stem.track(indicator, stem=self._caught_up)
                         changed += 1
+            if self.stem is not None:
+                self.stem.flush()
+            self._caught_up = True
+            return changed
 
     # -- what peers deliver -----------------------------------------------------------
 
