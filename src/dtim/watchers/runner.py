@@ -28,6 +28,8 @@ log = logging.getLogger("dtim.watchers")
 _LOGGED_ERRORS = 10
 _LOG_EVERY = 1000
 _PARSER_CACHE = 64
+SLICE_LINES = 128
+"""Lines parsed between two yields to the event loop (a few milliseconds of work)."""
 
 
 class LineSource(Protocol):
@@ -216,9 +218,7 @@ class WatcherRunner:
                 if batch is None:
                     break
                 total += len(batch.lines)
-                found = self.processor.lines(
-                    batch.file, batch.lines, batch.first_line, batch.oversized
-                )
+                found = await self._process(batch)
                 positions = [batch.position] if batch.position is not None else []
                 if found or positions:
                     await self.sink.commit(found, positions)
@@ -226,6 +226,21 @@ class WatcherRunner:
                 await asyncio.sleep(0)
             self._note_problem(source)
         return total
+
+    async def _process(self, batch: TailBatch) -> list[Sighting]:
+        # Parsing runs on the node's event loop: a batch (up to a megabyte of lines) is
+        # processed in slices with a yield between them, so the peer API and gossip keep
+        # answering while a watcher catches up on a busy log.
+        lines, first = batch.lines, batch.first_line
+        found = self.processor.lines(batch.file, lines[:SLICE_LINES], first, batch.oversized)
+        for start in range(SLICE_LINES, len(lines), SLICE_LINES):
+            await asyncio.sleep(0)
+            found += self.processor.lines(
+                batch.file,
+                lines[start : start + SLICE_LINES],
+                None if first is None else first + start,
+            )
+        return found
 
     def close(self) -> None:
         """Close every source's open files."""
