@@ -36,6 +36,4 @@ def test_errors_are_documented_as_taxii_error_messages() -> None:
 def test_collection_parameter_names_every_collection() -> None:
     operation = taxii_openapi()["paths"]["/api/collections/{collection}/"]["get"]
     (parameter,) = operation["parameters"]
-    assert set(parameter["schema"]["enum"]) == {
-        key for c in COLLECTIONS for key in (c.alias, c.id)
-    }
+    assert set(parameter["schema"]["enum"]) == {key for c in COLLECTIONS for key in (c.alias, c.id)}
