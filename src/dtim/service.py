@@ -143,19 +143,25 @@ def build_admin_app(
         CryptoError: the identity or keyring is unusable.
         ConfigError: a bad privacy or aging setting, or an unreadable TAXII accounts file.
     """
-    from dtim.taxii.wiring import node_taxii_server
+    from dtim.api.exports import exports_router
+    from dtim.taxii.wiring import node_runtime, node_taxii_server
     from dtim.web.node import node_admin_app, privacy_filter_for
 
+    accounts = home.config_dir / TAXII_ACCOUNTS_FILE
+    exporter = node_runtime(store, privacy_filter_for(home), accounts, SystemClock())
     app = node_admin_app(
         home,
         store,
-        routers=[health_router(lambda: _store_ready(store)), metrics_router(store), *routers],
+        routers=[
+            health_router(lambda: _store_ready(store)),
+            metrics_router(store),
+            exports_router(exporter),
+            *routers,
+        ],
         peer_control=peer_control(home, store, gossip.directory if gossip else None),
         gossip_status=gossip.loop.status if gossip else None,
     )
-    taxii = node_taxii_server(
-        store, privacy_filter_for(home), home.config_dir / TAXII_ACCOUNTS_FILE, SystemClock()
-    )
+    taxii = node_taxii_server(store, privacy_filter_for(home), accounts, SystemClock())
     app.mount("/taxii2", taxii.app())
     return app
 

@@ -48,3 +48,24 @@ async def test_passwd_from_stdin_and_token_create(tmp_path: Path) -> None:
                 assert ok.status_code == 200
     finally:
         await store.close()
+
+
+async def test_a_blocklist_token_cannot_use_the_admin_api(tmp_path: Path) -> None:
+    home = make_home(tmp_path / "node")
+    created = CliRunner().invoke(
+        app, ["token", "create", "--home", str(home.root), "--blocklist", "--json"]
+    )
+    assert created.exit_code == 0, created.output
+    document = orjson.loads(created.stdout)
+    assert document["scope"] == "blocklist"
+    store = Store(home.database_url)
+    await store.connect()
+    try:
+        transport = httpx.ASGITransport(app=admin_app(home, store))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            refused = await client.get(
+                "/api/admin/overview", headers={"Authorization": f"Bearer {document['token']}"}
+            )
+            assert refused.status_code == 401
+    finally:
+        await store.close()

@@ -13,6 +13,7 @@ import pytest
 import requests
 from taxii2client.v21 import Server
 
+from dtim.api.auth import BLOCKLIST_SCOPE, create_api_token
 from dtim.cli.common import open_home
 from dtim.cli.main import run
 from dtim.model import make_indicator
@@ -70,3 +71,54 @@ async def test_admin_listener_serves_dashboard_health_metrics_and_taxii(
 
             patterns = await asyncio.to_thread(values)
             assert patterns == {"[ipv4-addr:value = '45.66.77.88']"}
+
+
+async def test_blocklist_and_exports_over_http(tmp_path: Path) -> None:
+    root = tmp_path / "node"
+    assert run(["init", "--home", str(root), "--json"]) == 0
+    home = open_home(root)
+    now = datetime.now(UTC)
+    blocked = make_indicator("45.66.77.88", now=now, tlp="green", confidence=80)
+    rows = [
+        blocked,
+        make_indicator("45.66.77.99", now=now, tlp="green", confidence=30),
+        make_indicator("45.66.77.100", now=now, tlp="amber", confidence=90),
+        make_indicator("phish-login.top", now=now, tlp="clear", confidence=90),
+    ]
+    blocklist_token = create_api_token(home.keys_dir, "pfsense", now=now, scope=BLOCKLIST_SCOPE)
+    admin_token = create_api_token(home.keys_dir, "siem", now=now)
+    async with open_store(home) as store:
+        await store.upsert_indicators(rows)
+        with running_server(build_admin_app(home, store)) as server:
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+                assert (await client.get("/blocklist.txt")).status_code == 401
+                wrong = await client.get("/blocklist.txt", params={"token": "dtim_wrong"})
+                assert wrong.status_code == 401
+                ipv4 = await client.get(
+                    "/blocklist.txt", params={"token": blocklist_token, "type": "ipv4"}
+                )
+                assert ipv4.status_code == 200
+                assert ipv4.text.split() == ["45.66.77.88"]  # not low confidence, not AMBER
+                every = await client.get(
+                    "/blocklist.txt", headers={"Authorization": f"Bearer {blocklist_token}"}
+                )
+                assert sorted(every.text.split()) == ["45.66.77.88", "phish-login.top"]
+
+                as_blocklist = {"Authorization": f"Bearer {blocklist_token}"}
+                refused = await client.get("/api/admin/export", headers=as_blocklist)
+                assert refused.status_code == 401
+                as_admin = {"Authorization": f"Bearer {admin_token}"}
+                csv = await client.get(
+                    "/api/admin/export", params={"format": "csv"}, headers=as_admin
+                )
+                assert csv.status_code == 200
+                assert csv.headers["x-dtim-count"] == "3"
+                assert "45.66.77.99" in csv.text
+                assert "45.66.77.100" not in csv.text
+                stix = await client.get("/api/admin/export", headers=as_admin)
+                assert stix.json()["type"] == "bundle"
+                misp = await client.get(
+                    "/api/admin/export", params={"format": "misp"}, headers=as_admin
+                )
+                assert misp.status_code == 400
+                assert misp.json()["field"] == "format"

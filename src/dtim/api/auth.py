@@ -27,7 +27,7 @@ import orjson
 
 from dtim.crypto.keyfiles import read_secret, write_secret
 from dtim.crypto.passwords import hash_password, verify_password
-from dtim.errors import CryptoError, DTIMError
+from dtim.errors import CryptoError, DTIMError, ValidationError
 from dtim.model.clock import Clock, SystemClock, iso
 
 ADMIN_PASSWORD_FILE = "admin.argon2"  # noqa: S105  # nosec B105  # a file name, not a password
@@ -86,16 +86,28 @@ def set_admin_password(keys_dir: Path, password: str) -> None:
     write_secret(keys_dir / ADMIN_PASSWORD_FILE, hash_password(password).encode())
 
 
-def create_api_token(keys_dir: Path, name: str, *, now: datetime) -> str:
-    """Make a new admin API token, store its hash, and return it (shown once).
+ADMIN_SCOPE = "admin"
+BLOCKLIST_SCOPE = "blocklist"
+"""A token of this scope reads ``/blocklist.txt`` and nothing else (firewalls put it in a URL)."""
+TOKEN_SCOPES = (ADMIN_SCOPE, BLOCKLIST_SCOPE)
+
+
+def create_api_token(keys_dir: Path, name: str, *, now: datetime, scope: str = ADMIN_SCOPE) -> str:
+    """Make a new API token, store its hash, and return it (shown once).
+
+    Args:
+        scope: ``admin`` (the whole admin API) or ``blocklist`` (the firewall blocklist only).
 
     Raises:
         CryptoError: the token file is unreadable or cannot be written.
+        ValidationError: an unknown scope.
     """
+    if scope not in TOKEN_SCOPES:
+        raise ValidationError("scope", f"unknown token scope {scope!r} (one of {TOKEN_SCOPES})")
     label = name.strip() or "token"
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     entries = _read_tokens(keys_dir / ADMIN_TOKENS_FILE)
-    entries.append({"name": label, "sha256": _digest(token), "created": iso(now)})
+    entries.append({"name": label, "sha256": _digest(token), "created": iso(now), "scope": scope})
     write_secret(keys_dir / ADMIN_TOKENS_FILE, orjson.dumps(entries, option=orjson.OPT_INDENT_2))
     return token
 
@@ -132,7 +144,7 @@ class AdminAuth:
         self._clock = clock or SystemClock()
         self._sessions: dict[str, Session] = {}
         self._failures: dict[str, _Failures] = {}
-        self._tokens: frozenset[str] = frozenset()
+        self._tokens: dict[str, str] = {}  # SHA-256 of a token -> its scope
         self._tokens_mtime: float | None = None
 
     @property
@@ -210,8 +222,8 @@ class AdminAuth:
         """True when ``presented`` is the session's CSRF token (constant time)."""
         return bool(presented) and hmac.compare_digest(session.csrf, presented or "")
 
-    def token_ok(self, presented: str | None) -> bool:
-        """True when ``presented`` is a valid admin API token.
+    def token_ok(self, presented: str | None, scope: str = ADMIN_SCOPE) -> bool:
+        """True when ``presented`` is a valid API token for ``scope`` (admin tokens fit any).
 
         The token file is re-read when it changes, so ``dtim admin token create``
         takes effect on a running node.
@@ -225,9 +237,14 @@ class AdminAuth:
             return False
         if mtime != self._tokens_mtime:
             try:
-                self._tokens = frozenset(e["sha256"] for e in _read_tokens(path))
+                self._tokens = {
+                    e["sha256"]: e.get("scope", ADMIN_SCOPE) for e in _read_tokens(path)
+                }
             except CryptoError:
                 return False
             self._tokens_mtime = mtime
         digest = _digest(presented)
-        return any(hmac.compare_digest(digest, known) for known in self._tokens)
+        matched = [
+            kind for known, kind in self._tokens.items() if hmac.compare_digest(digest, known)
+        ]
+        return bool(matched) and matched[0] in (ADMIN_SCOPE, scope)

@@ -56,18 +56,31 @@ def passwd(
 def token_create(
     home: HomeOption = None,
     name: Annotated[str, typer.Option("--name", help="A label to recognise the token by.")] = "api",
+    blocklist: Annotated[
+        bool,
+        typer.Option(
+            "--blocklist", help="A token that reads /blocklist.txt only (for firewalls' URLs)."
+        ),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Create an admin API token and print it once."""
-    from dtim.api.auth import create_api_token  # like cli/keys.py reaching crypto directly
+    """Create an admin API token (or a blocklist-only token) and print it once."""
+    from dtim.api.auth import ADMIN_SCOPE, BLOCKLIST_SCOPE, create_api_token
 
     node = open_home(home)
-    token = create_api_token(node.keys_dir, name, now=datetime.now(UTC))
+    scope = BLOCKLIST_SCOPE if blocklist else ADMIN_SCOPE
+    token = create_api_token(node.keys_dir, name, now=datetime.now(UTC), scope=scope)
     if json_output:
-        print_json({"name": name, "token": token})
+        print_json({"name": name, "token": token, "scope": scope})
         return
     stdout.print(token)
     admin = node.settings.admin
+    if blocklist:
+        stderr.print(
+            "Shown once. Firewalls fetch: "
+            f"http://{admin.listen_address}:{admin.listen_port}/blocklist.txt?type=ipv4&token=<token>"
+        )
+        return
     stderr.print(
         "Shown once. Use it as: curl -H 'Authorization: Bearer <token>' "
         f"http://{admin.listen_address}:{admin.listen_port}/api/admin/overview"
