@@ -84,6 +84,15 @@ def error_shape(
     return check
 
 
+def is_positive(case: Case[Any]) -> bool:
+    """Whether ``case`` was generated to fit the schema (a ``prepare`` may then make it real).
+
+    A ``prepare`` leaves invalid cases alone: putting a real id or key into one could
+    make it valid, and the server would then rightly accept it.
+    """
+    return case.meta is not None and case.meta.generation.mode.is_positive
+
+
 Send = Callable[[Case[Any]], schemathesis.Response]
 Prepare = Callable[[Case[Any]], None]
 
@@ -99,6 +108,7 @@ class FuzzTarget:
         error_check: the API's documented error document (:func:`error_shape`).
         prepare: adjusts a generated case before it is sent (e.g. signs a body).
         skip: ``"METHOD /path"`` operations not fuzzed, each with the reason in the caller.
+        finish: checks made once the run is over (e.g. that signed answers were verified).
     """
 
     name: str
@@ -107,6 +117,7 @@ class FuzzTarget:
     error_check: Callable[[Any, Any, Case[Any]], bool]
     prepare: Prepare | None = None
     skip: Collection[str] = ()
+    finish: Callable[[], None] | None = None
 
 
 @dataclass
@@ -160,6 +171,8 @@ def fuzz(target: FuzzTarget, *, examples: int) -> FuzzReport:
             if mode is GenerationMode.NEGATIVE and not _negatable(operation):
                 continue
             _fuzz_operation(target, operation, mode, label, examples, report)
+    if target.finish is not None:
+        target.finish()
     return report
 
 

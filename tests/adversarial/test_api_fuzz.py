@@ -25,7 +25,14 @@ from dtim.errors import SignatureError
 from dtim.gossip.transport import GOSSIP_PATH
 from dtim.taxii.openapi import taxii_openapi
 from tests.adversarial.background import in_background
-from tests.adversarial.fuzzing import TIMEOUT, FuzzReport, FuzzTarget, error_shape, fuzz
+from tests.adversarial.fuzzing import (
+    TIMEOUT,
+    FuzzReport,
+    FuzzTarget,
+    error_shape,
+    fuzz,
+    is_positive,
+)
 from tests.adversarial.signing import SignedRequests
 from tests.adversarial.targets import (
     TAXII_PASSWORD,
@@ -99,13 +106,16 @@ def peer_target(target: PeerTarget, session: requests.Session) -> FuzzTarget:
     def prepare(case: Case[Any]) -> None:
         # Pushed documents carry alice's body signature too, so fuzzed reports reach the
         # decoder and the inbox instead of stopping at the signature check.
-        if case.path == GOSSIP_PATH and isinstance(case.body, dict):
+        if case.path == GOSSIP_PATH and isinstance(case.body, dict) and is_positive(case):
             # A body JCS cannot represent (NaN, huge integers) is sent as generated.
             with contextlib.suppress(SignatureError):
                 case.body = sign_body(case.body, alice.identity)
 
+    def finish() -> None:
+        assert auth.verified > 0, "no signed answer was checked"
+
     schema = _served_schema(target.url + "/openapi.json", target.url, ca)
-    return FuzzTarget("peer API", schema, send, DTIM_ERROR, prepare=prepare)
+    return FuzzTarget("peer API", schema, send, DTIM_ERROR, prepare=prepare, finish=finish)
 
 
 # -- admin API: an admin API token -------------------------------------------------------------
@@ -149,7 +159,7 @@ def admin_target(target: AdminTarget, session: requests.Session) -> FuzzTarget:
         # Every other case names a real indicator or peer (and adds a real indicator value),
         # so fuzzed fields reach the code behind the 404s and the value check.
         sent[0] += 1
-        if sent[0] % 2:
+        if sent[0] % 2 or not is_positive(case):
             return
         for name, ids in known.items():
             if name in case.path_parameters:
@@ -192,7 +202,7 @@ def taxii_target(target: TlsTarget, session: requests.Session) -> FuzzTarget:
         # Every other object request names an object that is there, so the filters and
         # paging around it run instead of stopping at 404.
         sent[0] += 1
-        if sent[0] % 2 == 0 and "object" in case.path_parameters:
+        if sent[0] % 2 == 0 and "object" in case.path_parameters and is_positive(case):
             case.path_parameters["collection"] = "tlp-green"
             case.path_parameters["object"] = objects[sent[0] % len(objects)]
 
@@ -224,14 +234,14 @@ def registry_target(target: TlsTarget, session: requests.Session) -> FuzzTarget:
     def prepare(case: Case[Any]) -> None:
         # The registry only reads statements from the key that signed the request: name it,
         # so fuzzed statements get past key possession and reach statement checks.
-        if isinstance(case.body, dict):
+        if isinstance(case.body, dict) and is_positive(case):
             key = node.public_key_b64
             if isinstance(case.body.get("public_key"), str):
                 case.body["public_key"] = key
             statement = case.body.get("statement")
             if isinstance(statement, dict) and isinstance(statement.get("public_key"), str):
                 statement["public_key"] = key
-        if "node_id" in case.path_parameters and case.path_parameters["node_id"] == "self":
+        if "node_id" in case.path_parameters and is_positive(case):
             case.path_parameters["node_id"] = node.node_id
 
     schema = _served_schema(target.url + "/openapi.json", target.url, ca)
