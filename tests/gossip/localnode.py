@@ -125,8 +125,13 @@ async def local_nodes(
     *,
     origin_hiding: bool = False,
     settings: Settings | None = None,
+    server_options: dict[str, Any] | None = None,
 ) -> AsyncIterator[list[LocalNode]]:
-    """Start ``names`` nodes in this event loop; none knows another until approved."""
+    """Start ``names`` nodes in this event loop; none knows another until approved.
+
+    ``server_options`` overrides attributes of each peer API's uvicorn config
+    (e.g. a short ``timeout_keep_alive``).
+    """
     base = settings or Settings()
     stack = contextlib.AsyncExitStack()
     nodes: list[LocalNode] = []
@@ -162,6 +167,8 @@ async def local_nodes(
             )
             stack.push_async_callback(runtime.close)
             config = runtime.server_config(home)
+            for option, value in (server_options or {}).items():
+                setattr(config, option, value)
             server = _Server(config)
             group.create_task(server.serve(sockets=[sock]))
             stack.callback(setattr, server, "should_exit", True)

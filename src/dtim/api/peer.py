@@ -7,11 +7,13 @@ Routes (OpenAPI at ``/openapi.json``, docs at ``/docs``)::
     POST /api/v1/indicators/gossip             push reports (the seed's)   approved peers
     POST /api/v1/gossip/reconcile?session=ID   one RBSR message            approved peers
     POST /api/v1/gossip/pull?session=ID        items the peer lacks        approved peers
+    POST /api/v1/node/rollover                 the peer's key rollover     approved peers
 
 Requests of peers pass, outermost first: the body limit (413), mutual TLS
 with a certificate from an approved peer's pinned CA (401), the per-peer
 rate limit (429), and the RFC 9421 signature of the same approved peer
-(401); responses to them are signed. Every error is JSON
+(401); responses to them are signed. A flood and a forged or replayed
+signature also count against the peer's reputation (once per second). Every error is JSON
 (:mod:`dtim.api.errors`).
 """
 
@@ -32,14 +34,15 @@ from dtim.api.errors import ApiError, error_responses, install_error_handlers
 from dtim.api.health import ReadinessCheck, health_router
 from dtim.api.mtls import PeerCertificateGuard, PeerIdentifier
 from dtim.api.signatures import PEER_STATE_KEY, SignatureGuard
-from dtim.api.throttle import BodyLimitGuard, RateLimitGuard, TokenBuckets
+from dtim.api.throttle import BodyLimitGuard, PenaltyGate, RateLimitGuard, TokenBuckets
 from dtim.crypto.bodysig import verify_body
 from dtim.crypto.signatures import MessageSigner, RequestVerifier
-from dtim.errors import PeerRejected, ProtocolError
+from dtim.errors import PeerRejected, ProtocolError, SignatureError
 from dtim.gossip.directory import PeerDirectory
 from dtim.gossip.inbox import AuditSink, record
 from dtim.gossip.protocol import MAX_FRAME
 from dtim.gossip.responder import Responder
+from dtim.gossip.rollover import ROLLOVER_PATH, accept_rollover
 from dtim.gossip.sync import GossipLoop
 from dtim.gossip.transport import (
     GOSSIP_PATH,
@@ -49,7 +52,7 @@ from dtim.gossip.transport import (
     RECONCILE_PATH,
     decode_push,
 )
-from dtim.model import Clock, Peer
+from dtim.model import Clock, Peer, PeerId
 from dtim.model.indicator import JsonValue
 from dtim.privacy import Destination, PrivacyFilter
 from dtim.store import MAX_SEQUENCE
@@ -293,6 +296,66 @@ def peer_routes(api: PeerApi) -> FastAPI:
             )
         return Response(served.frame, media_type="application/json")
 
+    @app.post(
+        ROLLOVER_PATH,
+        tags=["node"],
+        summary="Present this peer's identity key rollover statement",
+        responses=_PEER_ERRORS,
+        openapi_extra={
+            "requestBody": {
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": [
+                                "type",
+                                "old_key",
+                                "new_key",
+                                "at",
+                                "signature",
+                                "new_signature",
+                            ],
+                            "properties": {
+                                name: {"type": "string"}
+                                for name in (
+                                    "type",
+                                    "old_key",
+                                    "new_key",
+                                    "at",
+                                    "signature",
+                                    "new_signature",
+                                )
+                            },
+                        }
+                    }
+                }
+            }
+        },
+    )
+    async def rollover(request: Request) -> dict[str, str]:
+        peer = _peer(api, request)
+        body = await _frame(request)
+        try:
+            statement = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ProtocolError(f"rollover statement is not JSON: {exc}") from exc
+        if not isinstance(statement, dict):
+            raise ProtocolError("a rollover statement is a JSON object")
+        try:
+            updated = await accept_rollover(
+                api.node.store,
+                api.directory,
+                peer,
+                statement,
+                now=api.node.clock.now(),
+                audit=api.audit,
+            )
+        except SignatureError:
+            if api.node.reputation is not None:
+                api.node.reputation.record_invalid(peer.id)
+            raise
+        return {"status": "ok", "peer": updated.id, "fingerprint": updated.fingerprint}
+
     return app
 
 
@@ -319,6 +382,11 @@ def build_peer_app(
         burst: requests each peer may send at once.
         audit: records rejected requests.
     """
+    reputation = api.node.reputation
+    penalties = None
+    if reputation is not None:
+        record = reputation.record_misbehaviour
+        penalties = PenaltyGate(lambda peer: record(PeerId(peer)))
     guarded: ASGIApp = SignatureGuard(
         peer_routes(api),
         verifier,
@@ -327,7 +395,8 @@ def build_peer_app(
         exempt_paths=PUBLIC_PATHS,
         audit=audit,
         bind_tls_peer=True,
+        penalize=None if penalties is None else penalties.report,
     )
-    guarded = RateLimitGuard(guarded, TokenBuckets(rate, burst), audit=audit)
+    guarded = RateLimitGuard(guarded, TokenBuckets(rate, burst), audit=audit, penalties=penalties)
     guarded = PeerCertificateGuard(guarded, trust, exempt_paths=PUBLIC_PATHS)
     return BodyLimitGuard(guarded, max_body_bytes)

@@ -7,12 +7,15 @@ body to a :class:`dtim.crypto.signatures.RequestVerifier`, and either answers
 the body replayed and the signer's peer id in ``scope["state"]["dtim_peer_id"]``.
 With a signer, the app's response is buffered, and sent signed for the requester
 (``Content-Digest``, ``Dtim-Recipient``, ``Signature-Input``, ``Signature``).
-Rejections are written to the audit log when one is given.
+Rejections are written to the audit log when one is given; a rejection no
+correct peer ever causes (a bad signature, a replayed nonce, a body that is not
+what was signed, a signer that is not the certificate's owner) also counts
+against the reputation of the peer whose client certificate sent it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, MutableMapping
+from collections.abc import Callable, Collection, MutableMapping
 from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,12 +23,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dtim.api.mtls import TLS_PEER_STATE_KEY, path_is_exempt, send_json_error
 from dtim.crypto.signatures import MessageSigner, RequestVerifier, VerifiedRequest
 from dtim.errors import CryptoError, SignatureError
+from dtim.metrics import METRICS
 
 PEER_STATE_KEY = "dtim_peer_id"
 """``scope["state"]`` key holding the verified signer's peer id."""
 KEY_STATE_KEY = "dtim_key_id"
 """``scope["state"]`` key holding the verified signer's key id."""
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
+FORGERY_REASONS = (
+    "bad signature",
+    "nonce replayed",
+    "content digest mismatch",
+    "signer is not the peer",
+)
+"""Rejection reasons (prefixes) that a correct peer never causes: they count against it."""
 
 
 class RejectionLog(Protocol):
@@ -52,6 +63,7 @@ class SignatureGuard:
         audit: records each rejection (event ``request_rejected``) when given.
         bind_tls_peer: require that the signer is the peer whose client certificate the
             connection presented (needs :class:`dtim.api.mtls.PeerCertificateGuard` first).
+        penalize: called with the client certificate's peer id for a forgery or replay.
     """
 
     def __init__(
@@ -64,6 +76,7 @@ class SignatureGuard:
         exempt_paths: Collection[str] = (),
         audit: RejectionLog | None = None,
         bind_tls_peer: bool = False,
+        penalize: Callable[[str], None] | None = None,
     ) -> None:
         self.app = app
         self.verifier = verifier
@@ -72,6 +85,7 @@ class SignatureGuard:
         self.exempt_paths = tuple(exempt_paths)
         self.audit = audit
         self.bind_tls_peer = bind_tls_peer
+        self.penalize = penalize
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Verify, then run the app (signing its response when configured)."""
@@ -103,7 +117,9 @@ class SignatureGuard:
             )
             self._check_tls_binding(scope, verified)
         except SignatureError as exc:
+            METRICS.inc("dtim_peer_requests_refused_total", reason="signature")
             self._record(scope, exc.reason, _claimed_key(headers))
+            self._blame(scope, exc.reason)
             await send_json_error(send, 401, "signature rejected", exc.reason)
             return
         state: MutableMapping[str, object] = scope.setdefault("state", {})
@@ -149,6 +165,12 @@ class SignatureGuard:
             raise SignatureError("no verified client certificate to bind the signature to")
         if tls_peer != verified.peer_id:
             raise SignatureError("signer is not the peer that owns the client certificate")
+
+    def _blame(self, scope: Scope, reason: str) -> None:
+        tls_peer = (scope.get("state") or {}).get(TLS_PEER_STATE_KEY)
+        forged = reason.startswith(FORGERY_REASONS)
+        if forged and self.penalize is not None and isinstance(tls_peer, str):
+            self.penalize(tls_peer)
 
     def _record(self, scope: Scope, reason: str, key_id: str | None) -> None:
         if self.audit is None:

@@ -6,6 +6,9 @@ run first) or, for the public paths, by the client address, and answers
 429 ``{"error": "rate limited", ...}`` with ``Retry-After`` once the key's
 token bucket is empty. :class:`BodyLimitGuard` answers 413 for bodies over
 the limit, by ``Content-Length`` or while reading a chunked body.
+:class:`PenaltyGate` turns misbehaviour seen at the door (a flood, a forged
+signature) into reputation penalties, one per peer and episode. Refusals are
+counted in ``dtim_peer_requests_refused_total{reason=...}``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dtim.api.mtls import TLS_PEER_STATE_KEY, send_json_error
 from dtim.errors import CryptoError
+from dtim.metrics import METRICS
+
+REFUSED_METRIC = "dtim_peer_requests_refused_total"
+METRICS.declare(REFUSED_METRIC, "counter", "Peer API requests refused at the door, by reason.")
 
 
 class Rejections(Protocol):
@@ -71,6 +78,42 @@ class TokenBuckets:
         return (1.0 - tokens) / self.rate
 
 
+class PenaltyGate:
+    """Reports a peer's misbehaviour to reputation at most once per ``every`` seconds.
+
+    A flood is thousands of refused requests: counted one by one, the squared
+    penalty would quarantine a peer after a single burst; counted per episode
+    (a second with refusals), a sustained flood still adds up.
+
+    Args:
+        penalize: records one episode against a peer id (``Reputation.record_misbehaviour``).
+        every: seconds per episode.
+        now: monotonic time source.
+    """
+
+    def __init__(
+        self,
+        penalize: Callable[[str], None],
+        *,
+        every: float = 1.0,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._penalize = penalize
+        self._every = every
+        self._now = now
+        self._last: dict[str, float] = {}
+
+    def report(self, peer: str) -> None:
+        """``peer`` misbehaved now."""
+        now = self._now()
+        if now - self._last.get(peer, -math.inf) < self._every:
+            return
+        if len(self._last) > 10_000:
+            self._last.clear()
+        self._last[peer] = now
+        self._penalize(peer)
+
+
 def request_key(scope: Scope) -> str:
     """``peer:<id>`` for a request with a trusted client certificate, else ``ip:<address>``."""
     peer = (scope.get("state") or {}).get(TLS_PEER_STATE_KEY)
@@ -87,12 +130,21 @@ class RateLimitGuard:
         app: the wrapped application.
         buckets: the token buckets.
         audit: records each refusal (event ``request_rejected``) when given.
+        penalties: counts floods of identified peers against their reputation.
     """
 
-    def __init__(self, app: ASGIApp, buckets: TokenBuckets, *, audit: Rejections | None = None):
+    def __init__(
+        self,
+        app: ASGIApp,
+        buckets: TokenBuckets,
+        *,
+        audit: Rejections | None = None,
+        penalties: PenaltyGate | None = None,
+    ):
         self.app = app
         self.buckets = buckets
         self.audit = audit
+        self.penalties = penalties
         self._logged: dict[str, float] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -105,6 +157,9 @@ class RateLimitGuard:
         if wait <= 0:
             await self.app(scope, receive, send)
             return
+        METRICS.inc(REFUSED_METRIC, reason="rate_limited")
+        if self.penalties is not None and key.startswith("peer:"):
+            self.penalties.report(key.removeprefix("peer:"))
         self._record(scope, key)
         retry = str(max(1, math.ceil(wait)))
         await _send_error(
@@ -138,7 +193,8 @@ class BodyLimitGuard:
 
     A declared ``Content-Length`` over the limit is refused before reading;
     a chunked body is counted as it is read, and refused when it passes the
-    limit (if the app has not started answering yet).
+    limit (if the app has not started answering yet). What the client still
+    sends after the answer is bounded by :class:`dtim.api.deadline.RequestDeadlineMixin`.
     """
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
@@ -193,6 +249,7 @@ class BodyLimitGuard:
                 raise
 
     async def _refuse(self, send: Send) -> None:
+        METRICS.inc(REFUSED_METRIC, reason="body_too_large")
         await send_json_error(
             send, 413, "body too large", f"the limit is {self.max_body_bytes} bytes"
         )

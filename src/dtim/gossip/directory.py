@@ -10,11 +10,14 @@ approve and revoke take effect without a restart.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from dtim.crypto.identity import node_id_of
 from dtim.crypto.signatures import PeerKey
 from dtim.errors import StoreError
 from dtim.model import Peer, PeerStatus
@@ -81,6 +84,8 @@ class PeerDirectory:
         self._lock = asyncio.Lock()
         self._listeners: list[Callable[[PeerSnapshot, PeerSnapshot], Awaitable[None]]] = []
         self._warned: int | None = None
+        self._key_owners: dict[str, str] = {}
+        self._keyed_snapshot: PeerSnapshot | None = None
 
     @property
     def snapshot(self) -> PeerSnapshot:
@@ -143,12 +148,27 @@ class PeerDirectory:
             await asyncio.sleep(interval)
 
     async def lookup(self, key_id: str) -> PeerKey | None:
-        """The signing key ``key_id`` (a peer id), with the peer's current status."""
+        """The signing key ``key_id`` (a node id), with the status of the peer that holds it.
+
+        After a key rollover the peer keeps its id while its key's id changes: the
+        new key is found through the peer, and the old one (the peer id itself)
+        answers as revoked.
+        """
         await self.refresh()
-        peer = self._snapshot.peers.get(key_id)
-        if peer is None or not peer.public_key:
-            return None
-        return PeerKey(peer.id, peer.public_key, peer.status)
+        snapshot = self._snapshot
+        if snapshot is not self._keyed_snapshot:
+            self._key_owners = {
+                _key_id(p.public_key): p.id for p in snapshot.peers.values() if p.public_key
+            }
+            self._keyed_snapshot = snapshot
+        owner = self._key_owners.get(key_id)
+        peer = snapshot.peers.get(owner) if owner is not None else None
+        if peer is not None:
+            return PeerKey(key_id, peer.public_key, peer.status, peer.id)
+        retired = snapshot.peers.get(key_id)
+        if retired is not None and retired.public_key:
+            return PeerKey(key_id, retired.public_key, PeerStatus.REVOKED, retired.id)
+        return None
 
     def get(self, peer_id: str) -> Peer | None:
         """A peer by id from the current view."""
@@ -166,6 +186,13 @@ class PeerDirectory:
     def gossipable(self) -> list[Peer]:
         """Approved peers with a pinned CA: the ones a round can talk to."""
         return [p for p in self._snapshot.approved() if p.id in self._snapshot.pins]
+
+
+def _key_id(public_key_b64: str) -> str:
+    try:
+        return node_id_of(base64.b64decode(public_key_b64, validate=True))
+    except (binascii.Error, ValueError):
+        return ""  # unusable key: matches no key id
 
 
 class Backoff:

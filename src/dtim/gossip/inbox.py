@@ -7,7 +7,9 @@ reconciliation session, or stemmed — goes through :meth:`Inbox.accept`:
 2. dead on arrival (its expiry or our decay curve says so): refused, so
    purged indicators never come back;
 3. malformed for its kind, a TLP:RED report that does not name this node,
-   or a tombstone whose signature does not verify: invalid, counted against
+   a TLP:AMBER report addressed only to other nodes (every recipient a node
+   id, none of them ours; group names cannot be checked here), or a
+   tombstone whose signature does not verify: invalid, counted against
    the sender;
 4. on a warninglist (own networks, reserved ranges, benign infrastructure):
    refused and counted against the sender;
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,12 +39,30 @@ from dtim.gossip.outbox import GOSSIP_SOURCE
 from dtim.gossip.report import Item, ItemId, Report, Tombstone, encode, item_id
 from dtim.gossip.reputation import Reputation
 from dtim.gossip.views import ItemIndex
+from dtim.metrics import METRICS
 from dtim.model import Clock, Indicator, PeerId, Scope, Tlp, make_indicator
 from dtim.model.indicator import JsonValue
 from dtim.store import Store
 from dtim.store.gossip import GossipStore, StoredItem
 
 log = logging.getLogger("dtim.gossip")
+
+REFUSED_METRIC = "dtim_gossip_items_refused_total"
+METRICS.declare(REFUSED_METRIC, "counter", "Items from peers refused, by reason.")
+_NODE_ID = re.compile(r"^[0-9a-f]{64}$")
+
+
+def addressed_elsewhere(report: Report, node_id: str) -> bool:
+    """True when a RED or AMBER report is for named recipients that do not include us.
+
+    RED must name this node. AMBER may name groups, which only its origin can
+    resolve; it is refused only when every recipient is a node id and none is ours.
+    """
+    if not report.tlp.needs_recipients or node_id in report.recipients:
+        return False
+    if report.tlp is Tlp.RED:
+        return True
+    return all(_NODE_ID.match(recipient) for recipient in report.recipients)
 
 
 class AuditSink(Protocol):
@@ -260,7 +281,7 @@ class Inbox:
                 if isinstance(item, Tombstone):
                     self.index.check(item)
                 else:
-                    if item.tlp is Tlp.RED and self.node_id not in item.recipients:
+                    if addressed_elsewhere(item, self.node_id):
                         sorting.invalid.append(item.indicator)
                         continue
                     subject = subject_of(item)
@@ -302,6 +323,7 @@ class Inbox:
                 self.reputation.record_warninglist(sender, len(sorting.warninglisted))
         for reason, ids in (("invalid", sorting.invalid), ("warninglist", sorting.warninglisted)):
             if ids:
+                METRICS.inc(REFUSED_METRIC, len(ids), reason=reason)
                 log.warning("refused %d %s item(s) from peer %s", len(ids), reason, sender[:16])
                 record(
                     self.audit,
@@ -315,6 +337,7 @@ class Inbox:
                     },
                 )
         if deferred:
+            METRICS.inc(REFUSED_METRIC, deferred, reason="deferred")
             log.info("peer %s is over its quota this round: %d deferred", sender[:16], deferred)
 
 

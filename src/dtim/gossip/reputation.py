@@ -9,8 +9,10 @@ A peer's score is a weighted sum of counters::
     P5  operator trust (a number a person sets)                weight > 0
     P6  peers sharing its network, or its certificate issuer,
         beyond a threshold, squared                            weight < 0
+    P7  misbehaviour at the door: flooding past the rate
+        limit, forged or replayed request signatures, squared  weight < 0
 
-Counters P2-P4 decay geometrically over time, so old sins fade. A peer whose
+Counters P2-P4 and P7 decay geometrically over time, so old sins fade. A peer whose
 score falls below ``gossip_threshold`` is quarantined: not gossiped with,
 and its requests refused, until a person clears it. While the node itself
 looks unhealthy (most of its recent sessions failed, or the caller says so)
@@ -46,6 +48,7 @@ class ReputationParams:
     colocation_threshold: int = 1
     issuer_weight: float = -2.0
     issuer_threshold: int = 1
+    behaviour_weight: float = -0.05
     decay: float = 0.9
     decay_interval_seconds: float = 3600.0
     decay_to_zero: float = 0.01
@@ -59,7 +62,13 @@ class ReputationParams:
             raise ValidationError(
                 "reputation.decay", "decay must be in (0, 1) with a positive interval"
             )
-        if max(self.missed_weight, self.invalid_weight, self.warninglist_weight) > 0:
+        penalties = (
+            self.missed_weight,
+            self.invalid_weight,
+            self.warninglist_weight,
+            self.behaviour_weight,
+        )
+        if max(penalties) > 0:
             raise ValidationError("reputation", "penalty weights must not be positive")
         if self.health_window < 1 or not 0.0 < self.unhealthy_failure_ratio <= 1.0:
             raise ValidationError("reputation", "need health_window >= 1 and a ratio in (0, 1]")
@@ -76,6 +85,7 @@ class _Counters:
     missed: float = 0.0
     invalid: float = 0.0
     warninglist: float = 0.0
+    behaviour: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +172,13 @@ class Reputation:
             self._decayed(peer).warninglist += count
             self._check(peer)
 
+    def record_misbehaviour(self, peer: PeerId, count: int = 1) -> None:
+        """``peer`` misbehaved at the door (P7): flooded past its rate limit, or sent a request
+        whose signature was forged or replayed. Callers count episodes, not single requests."""
+        if self.healthy and peer in self._peers:
+            self._decayed(peer).behaviour += count
+            self._check(peer)
+
     def record_first_delivery(self, peer: PeerId, indicator: IndicatorId) -> None:
         """``peer`` was the first to bring us a report about ``indicator``."""
         if indicator not in self._first:
@@ -188,6 +205,7 @@ class Reputation:
             "missed": p.missed_weight * counters.missed**2,
             "invalid": p.invalid_weight * counters.invalid**2
             + p.warninglist_weight * counters.warninglist**2,
+            "behaviour": p.behaviour_weight * counters.behaviour**2,
             "trust": p.trust_weight * counters.trust,
             "colocation": self._shared(
                 "network", counters.network, p.colocation_threshold, p.colocation_weight
@@ -215,7 +233,7 @@ class Reputation:
         """A person looked: lift the quarantine and forget the penalties."""
         self._quarantined.discard(peer)
         counters = self._counters(peer)
-        counters.missed = counters.invalid = counters.warninglist = 0.0
+        counters.missed = counters.invalid = counters.warninglist = counters.behaviour = 0.0
 
     # -- internals --------------------------------------------------------------
 
@@ -232,7 +250,7 @@ class Reputation:
         steps = (now - counters.updated).total_seconds() / p.decay_interval_seconds
         if steps > 0:
             factor = p.decay**steps
-            for name in ("corroborated", "missed", "invalid", "warninglist"):
+            for name in ("corroborated", "missed", "invalid", "warninglist", "behaviour"):
                 value = getattr(counters, name) * factor
                 setattr(counters, name, 0.0 if value < p.decay_to_zero else value)
             counters.updated = now
