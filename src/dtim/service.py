@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from dtim import __version__
+from dtim.api.deadline import RequestDeadlineMixin
 from dtim.api.health import health_router
 from dtim.api.metrics import metrics_router
 from dtim.api.mtls import TLSExtensionMixin
@@ -475,8 +476,9 @@ class _RegistryServer(uvicorn.Server):
 # -- gossip (issue 6): peer API over mTLS, peers, rounds, aging sweeper ----------------------
 
 
-class _PeerProtocol(TLSExtensionMixin, H11Protocol):
-    """uvicorn's h11 protocol with the ASGI TLS extension (the client certificate in the scope)."""
+class _PeerProtocol(RequestDeadlineMixin, TLSExtensionMixin, H11Protocol):
+    """uvicorn's h11 protocol with the ASGI TLS extension (the client certificate in the scope)
+    and a deadline for each request to arrive (slow clients lose the connection)."""
 
 
 class _NodeServer(uvicorn.Server):
