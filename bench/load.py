@@ -203,7 +203,7 @@ async def run(args: argparse.Namespace, root: Path, database_url: str | None) ->
             return await measure(args, root, node, taxii, password, taxii_port, peers, timings)
         finally:
             # Figures are printed: what the test helpers log while tearing down is not load.
-            logging.disable(logging.WARNING)
+            logging.disable(logging.CRITICAL)
             stop_all([node])
             taxii.terminate()
             taxii.wait(timeout=10)
