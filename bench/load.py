@@ -57,6 +57,7 @@ from load_taxii import TAXII_ACCOUNTS  # noqa: E402
 from load_traffic import Start, Timings, consume_taxii, read_json, write_logs  # noqa: E402
 from tests.mesh.cluster import MeshNode, free_port, init_homes, stop_all  # noqa: E402
 
+from dtim.service import spawn  # noqa: E402
 from dtim.taxii.accounts import AccountBook, make_account  # noqa: E402
 
 USER = "load-consumer"
@@ -252,7 +253,7 @@ async def measure(
     own_cpu = time.process_time()
     tasks = load_peers.start(peers)
     tasks += [
-        load_peers.spawn(
+        spawn(
             load_peers.feed(p, load_peers.pool_of(i, size, shared), args.peer_rate, fresh),
             name=f"{p.name}-feed",
         )

@@ -74,15 +74,14 @@ def pool_of(index: int, size: int, shared: Sequence[str]) -> list[str]:
     return [shared[i % len(shared)] if i % 5 == 4 else value for i, value in enumerate(own)]
 
 
-async def feed(peer: LocalNode, values: Sequence[str], rate: float, fresh: float) -> int:
+async def feed(peer: LocalNode, values: Sequence[str], rate: float, fresh: float) -> None:
     """Report ``rate`` indicators/s: new values for ``fresh`` seconds, then re-sightings.
 
-    Returns the reports made (the caller cancels it at the end of the run).
+    Runs until cancelled (at the end of the run), storing a second's reports at a time.
     """
     loop = asyncio.get_running_loop()
     began = loop.time()
     made = 0
-    step = 1.0
     while True:
         elapsed = loop.time() - began
         due = int(rate * elapsed) - made
@@ -93,7 +92,7 @@ async def feed(peer: LocalNode, values: Sequence[str], rate: float, fresh: float
                 chosen = [values[(made * 7 + i) % len(values)] for i in range(due)]
             await peer.add(*(indicator(v, tags=["ssh-bruteforce"]) for v in chosen))
             made += due
-        await asyncio.sleep(step)
+        await asyncio.sleep(1.0)
 
 
 def start(peers_: Sequence[LocalNode]) -> list[asyncio.Task[Any]]:
