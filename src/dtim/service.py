@@ -9,6 +9,7 @@ import gc
 import logging
 import random
 import signal
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -64,9 +65,12 @@ from dtim.store import Store
 from dtim.store.gossip import GossipStore
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import httpx
 
     from dtim.config.settings import Settings
+    from dtim.sensor.wire import WireBatch
     from dtim.taxii.runtime import NodeRuntime
     from dtim.watchers.enrichment import EnrichingSink
     from dtim.watchers.supervisor import WatcherConfig
@@ -161,6 +165,7 @@ def build_admin_app(
         ],
         peer_control=peer_control(home, store, gossip.directory if gossip else None),
         gossip_status=gossip.loop.status if gossip else None,
+        tls=home.settings.admin.tls,
     )
     taxii = node_taxii_server(store, privacy_filter_for(home), accounts, SystemClock())
     app.mount("/taxii2", taxii.app())
@@ -186,8 +191,9 @@ async def run_node(home: NodeHome) -> None:
     Starts: the peer API on ``network.listen_address:listen_port`` (HTTPS,
     mutual TLS trusting exactly the approved peers' pinned CAs, signed
     requests), the admin listener, the peers refresher (approve/revoke apply
-    within a second), the adoption of ``network.default_peers``, the gossip
-    rounds and the aging sweeper. Any of them failing stops the node.
+    within a second), the adoption of ``network.default_peers``, and, while
+    this process leads (:func:`lead_when_elected`), the gossip rounds, the
+    aging sweeper and the watchers. Any of them failing stops the node.
     """
     _log_to_stderr()
     identity = load_identity(home.keys_dir)  # fail before listening if the identity is unusable
@@ -211,6 +217,7 @@ async def run_node(home: NodeHome) -> None:
                     build_admin_app(home, store, gossip),
                     host=home.settings.admin.listen_address,
                     port=home.settings.admin.listen_port,
+                    ssl_context_factory=admin_tls(home),
                     log_level="warning",
                     lifespan="off",
                 )
@@ -225,15 +232,16 @@ async def run_node(home: NodeHome) -> None:
         registry_task = start_registry_client(home, store)
         if registry_task is not None:
             tasks.append(registry_task)
-        tasks += start_watchers(home, store, keyring, stop)
+        tasks.append(spawn(lead_when_elected(home, store, gossip, keyring), name="leadership"))
         _audit(audit, {"event": "node_started", "node": identity.node_id})
         network, admin = home.settings.network, home.settings.admin
         logging.getLogger("dtim").info(
-            "node %s: peer API on https://%s:%d (mTLS), admin on http://%s:%d, "
+            "node %s: peer API on https://%s:%d (mTLS), admin on %s://%s:%d, "
             "gossip every %.0f s with %d peer(s) per round",
             identity.node_id[:16],
             network.listen_address,
             network.listen_port,
+            "https" if admin.tls else "http",
             admin.listen_address,
             admin.listen_port,
             network.gossip_interval_seconds,
@@ -284,6 +292,27 @@ class StoreSink:
     async def position(self, watcher: str, path: str) -> TailPosition | None:
         """The committed position of ``watcher`` on ``path``."""
         return await self._store.get_position(watcher, path)
+
+    async def commit_batches(
+        self, sensor_id: str, batches: Sequence[WireBatch], now: datetime
+    ) -> list[bool]:
+        """Commit remote sensors' batches, evidence sealed, each batch at most once.
+
+        Returns:
+            Per batch, True when it was new, False when the node had it already.
+        """
+        from dtim.store.sensors import SensorBatch, SensorStore
+
+        keyring = self._keyring
+        sealed = [
+            SensorBatch(
+                b.batch_id,
+                b.sightings,
+                [seal_evidence(keyring, s.evidence, context=s.indicator.id) for s in b.sightings],
+            )
+            for b in batches
+        ]
+        return await SensorStore(self._store).record_batches(sensor_id, sealed, now)
 
 
 WATCHER_PATH_KEYS = {
@@ -350,6 +379,81 @@ async def _enrich(sink: EnrichingSink, client: httpx.AsyncClient, stop: asyncio.
         await sink.run(stop)
     finally:
         await client.aclose()
+
+
+# -- scale-out: remote sensors reach the admin listener over HTTPS; one leader per database ---
+
+
+def admin_tls(
+    home: NodeHome,
+) -> Callable[[uvicorn.Config, Callable[[], ssl.SSLContext]], ssl.SSLContext] | None:
+    """uvicorn's TLS factory for the admin listener when ``admin.tls`` is on (node certificate).
+
+    Raises:
+        CryptoError: the node certificate or key is unusable.
+    """
+    if not home.settings.admin.tls:
+        return None
+    from dtim.crypto.tls import ClientCertMode, server_context
+
+    context = server_context(home.tls_cert, home.tls_key, client_cert=ClientCertMode.NONE)
+    return lambda _config, _default: context
+
+
+LEADER_STATE_KEY = "node.leader"
+"""Store state naming the process that leads (``host:pid`` and since when)."""
+
+
+def leader_interval(home: NodeHome) -> float:
+    """Seconds between leadership tries and checks: a third of the gossip interval (at most 5),
+    so a dead leader is replaced within one gossip interval."""
+    return max(0.2, min(5.0, home.settings.network.gossip_interval_seconds / 3))
+
+
+async def lead_when_elected(
+    home: NodeHome, store: Store, gossip: GossipRuntime, keyring: Keyring
+) -> None:
+    """Run gossip rounds, the aging sweeper and the watchers while this process is the leader.
+
+    On PostgreSQL the leader holds an advisory lock keyed by the node id
+    (:mod:`dtim.store.leader`); on SQLite the process always leads.
+
+    Raises:
+        ConfigError: a watcher setting is invalid (when the lead is taken).
+    """
+    import os
+    import socket
+
+    from dtim.model.clock import iso
+    from dtim.store.leader import AdvisoryLock, LeaderLock, Leadership, SoleProcessLock, lock_key
+
+    interval = leader_interval(home)
+    lock: LeaderLock = SoleProcessLock()
+    if store.dialect == "postgresql":
+        node_id = load_identity(home.keys_dir).node_id
+        lock = AdvisoryLock(home.database_url, lock_key(node_id), timeout=max(1.0, interval))
+    process = f"{socket.gethostname()}:{os.getpid()}"
+
+    async def announce(leading: bool) -> None:
+        if leading:
+            since = iso(SystemClock().now())
+            await store.set_state(LEADER_STATE_KEY, {"process": process, "since": since})
+
+    async def lead() -> None:
+        stop_watchers = asyncio.Event()
+        work = [spawn(job, name=name) for name, job in gossip.leader_work()]
+        work += start_watchers(home, store, keyring, stop_watchers)
+        try:
+            await asyncio.gather(*work)
+        finally:
+            stop_watchers.set()
+            for task in work:
+                task.cancel()
+            await asyncio.gather(*work, return_exceptions=True)
+            await gossip.loop.close()  # sessions in flight end with the lead
+
+    leadership = Leadership(lock, interval=interval, announce=announce)
+    await leadership.run(lead, lambda job, name: spawn(job, name=name))
 
 
 # -- registry (issue 7): the registry process, and the node's registry task -------------------
@@ -552,10 +656,15 @@ class GossipRuntime:
         )
 
     def background(self) -> list[tuple[str, Coroutine[Any, Any, Any]]]:
-        """The node's gossip tasks, by name."""
+        """The gossip tasks every node process runs, by name (the leader's: :meth:`leader_work`)."""
         return [
             ("peers-refresh", self.directory.run()),
             ("default-peers", self.adopt_defaults()),
+        ]
+
+    def leader_work(self) -> list[tuple[str, Coroutine[Any, Any, Any]]]:
+        """The gossip tasks only the leader process runs: rounds and the aging sweeper."""
+        return [
             ("gossip-rounds", self.loop.run()),
             ("aging-sweeper", self.loop.sweep_forever()),
         ]
