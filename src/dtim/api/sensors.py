@@ -72,11 +72,10 @@ async def _sensor(request: Request, sensors: SensorStore) -> SensorToken:
     parts = split_token(presented)
     known = None if parts is None else await sensors.token(parts[0])
     # Compare even for unknown ids, so timing does not tell which ids exist.
-    if not secret_matches(
-        parts[1] if parts else presented, None if known is None else known.secret_hash
-    ):
+    secret = parts[1] if parts else presented
+    matched = secret_matches(secret, None if known is None else known.secret_hash)
+    if known is None or not matched:
         raise _Refused(401, "unauthorized", "invalid sensor token")
-    assert known is not None  # nosec B101  # secret_matches is False without a stored hash
     if not known.active:
         raise _Refused(403, "refused", f"the token of sensor {known.name!r} was revoked")
     return known
