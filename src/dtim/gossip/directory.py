@@ -206,7 +206,7 @@ class Backoff:
     def __init__(self, base: float, cap: float, rng: random.Random | None = None) -> None:
         self._base = base
         self._cap = cap
-        self._rng = rng or random.Random()  # noqa: S311  # jitter, not security
+        self._rng = rng or random.Random()  # noqa: S311  # nosec B311  # jitter, not security
         self._failures: dict[str, int] = {}
         self._until: dict[str, float] = {}
 
