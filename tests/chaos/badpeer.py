@@ -13,16 +13,26 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
-from dtim.crypto.identity import load_identity
-from dtim.crypto.tls import ClientCertMode, server_context
+from dtim.crypto.identity import create_identity, load_identity
+from dtim.crypto.tls import ClientCertMode, issue_node_certificates, server_context
 from dtim.gossip.nodeinfo import NODE_PATH, node_document
 
 GARBAGE = os.urandom(4096)
 """What the garbage peer answers (random bytes declared as JSON)."""
+
+
+def bad_peer_home(home: Path) -> Path:
+    """Identity keys and TLS material for a bad peer (what ``dtim init`` makes, in-process)."""
+    identity = create_identity(home / "keys")
+    issue_node_certificates(
+        home / "certs", ["127.0.0.1"], now=datetime.now(UTC), common_name=identity.node_id[:32]
+    )
+    return home
 
 
 class BadPeer:
@@ -35,6 +45,7 @@ class BadPeer:
         self.port = port
         identity = load_identity(home / "keys")
         self.node_id = identity.node_id
+        self.public_key = identity.public_key_b64
         self.document = orjson.dumps(
             node_document(
                 identity,

@@ -7,10 +7,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 
-from tests.chaos.badpeer import BadPeer
+from tests.chaos.badpeer import BadPeer, bad_peer_home
 from tests.chaos.harness import ChaosNode, wait_for
 from tests.mesh.cluster import free_port, indicators, public_ips
 
@@ -33,14 +34,17 @@ def failures(node: ChaosNode, peer_id: str) -> list[str]:
     return pattern.findall(node.log_text())
 
 
-def test_garbage_and_hanging_peers_do_not_stall_the_node(homes: Homes) -> None:
-    honest, good, garbage_home, hang_home = homes(["honest", "good", "garbage", "hang"])
-    garbage = BadPeer(garbage_home.home, free_port(), "garbage")
-    hang = BadPeer(hang_home.home, free_port(), "hang")
+def test_garbage_and_hanging_peers_do_not_stall_the_node(homes: Homes, tmp_path: Path) -> None:
+    honest, good = homes(["honest", "good"])
+    garbage = BadPeer(bad_peer_home(tmp_path / "garbage"), free_port(), "garbage")
+    hang = BadPeer(bad_peer_home(tmp_path / "hang"), free_port(), "hang")
     honest.peers = [
-        {"endpoint": good.url, "public_key": good.public_key},
-        {"endpoint": f"https://127.0.0.1:{garbage.port}", "public_key": garbage_home.public_key},
-        {"endpoint": f"https://127.0.0.1:{hang.port}", "public_key": hang_home.public_key},
+        {"endpoint": endpoint, "public_key": key}
+        for endpoint, key in (
+            (good.url, good.public_key),
+            (f"https://127.0.0.1:{garbage.port}", garbage.public_key),
+            (f"https://127.0.0.1:{hang.port}", hang.public_key),
+        )
     ]
     good.peers = [{"endpoint": honest.url, "public_key": honest.public_key}]
     nodes = [honest, good]
