@@ -19,7 +19,9 @@ reconciliation session, or stemmed — goes through :meth:`Inbox.accept`:
 6. otherwise stored (``gossip_items``), merged (set union), and the
    indicator's merged view written to the indicators table, with the
    corroboration caps applied. AMBER and RED are stored without recipients
-   and marked never to be relayed.
+   and marked never to be relayed. A new tombstone marks the stored
+   indicator (:func:`~dtim.gossip.verdicts.apply_tombstone`), and while one
+   stands no report writes the indicator again.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from dtim.gossip.merge import View, admissible, deadline
 from dtim.gossip.outbox import GOSSIP_SOURCE
 from dtim.gossip.report import Item, ItemId, Report, Tombstone, encode, item_id
 from dtim.gossip.reputation import Reputation
+from dtim.gossip.verdicts import apply_tombstone
 from dtim.gossip.views import ItemIndex
 from dtim.metrics import METRICS
 from dtim.model import Clock, Indicator, PeerId, Scope, Tlp, make_indicator
@@ -233,12 +236,17 @@ class Inbox:
             )
             added: list[ItemId] = []
             touched: dict[str, int] = {}
+            tombstones: list[Tombstone] = []
             for key, item, subject in fresh:
                 if self.index.add_received(key, item, relay=_relayable(item), subject=subject):
                     added.append(key)
                     if isinstance(item, Report):
                         touched[item.indicator] = touched.get(item.indicator, 0) + 1
+                    else:
+                        tombstones.append(item)
             await self._write_indicators(sender, touched, now)
+            for tombstone in tombstones:
+                await apply_tombstone(self.store, tombstone, now)
             self._account(sender, sorting, deferred, via)
             return Receipt(
                 new=tuple(added),
@@ -301,8 +309,8 @@ class Inbox:
         rows: list[Indicator] = []
         for indicator, count in touched.items():
             view = self.index.merged(indicator, now)  # type: ignore[arg-type]  # ids are IndicatorId strings
-            if view is None:
-                continue
+            if view is None or view.verdict is not None:
+                continue  # a standing tombstone: no report brings the indicator back
             try:
                 rows.append(indicator_from_view(view, sightings=count, now=now))
             except DTIMError as exc:

@@ -144,6 +144,14 @@ class MergeState:
         entry = self._entries.get(indicator)
         return len({r.reporter for r in entry.reports.values()}) if entry else 0
 
+    def standing(self, indicator: IndicatorId, now: datetime) -> tuple[Tombstone, ...]:
+        """The tombstones held for ``indicator`` that have not expired at ``now``."""
+        entry = self._entries.get(indicator)
+        if entry is None:
+            return ()
+        moment = now.timestamp()
+        return tuple(t for t in entry.tombstones.values() if moment < t.expires)
+
     def indicators(self) -> frozenset[IndicatorId]:
         """Indicators with at least one item."""
         return frozenset(self._entries)

@@ -39,6 +39,7 @@ from dtim.gossip.report import Item
 from dtim.gossip.reputation import Reputation
 from dtim.gossip.stem import Stem, shared_ids
 from dtim.gossip.transport import GossipTransport
+from dtim.gossip.verdicts import adopt_verdicts
 from dtim.gossip.views import ItemIndex
 from dtim.metrics import METRICS
 from dtim.model import Clock, IndicatorId, Peer, PeerId
@@ -356,6 +357,7 @@ class GossipLoop:
                         else:
                             self.stem.track(indicator, stem=self._caught_up)
                         changed += 1
+                await adopt_verdicts(self.index, self.store, self.items, rows, self.clock.now())
             if self.stem is not None:
                 self.stem.flush()
             self._caught_up = True

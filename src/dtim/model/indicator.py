@@ -163,21 +163,65 @@ def make_indicator(
     )
 
 
+VERDICT_FIELD = "dtim_verdict"
+"""Custom field holding an analyst's verdict on the indicator (written by ``gossip.verdicts``).
+
+An object: ``verdict``, the pinned ``confidence``, the ``scope`` the indicator had
+before, ``issued`` and ``expires`` (ISO times; ``expires`` null for a verdict
+that stands until changed), the ``issuer`` node id and, on the issuing node
+only, the analyst's ``reason``.
+"""
+
+
+def standing_verdict(indicator: Indicator, at: datetime) -> Mapping[str, JsonValue] | None:
+    """The analyst's verdict recorded on ``indicator`` if it still stands at ``at``, else None."""
+    raw = indicator.custom_fields.get(VERDICT_FIELD)
+    if not isinstance(raw, dict):
+        return None
+    expires = raw.get("expires")
+    if expires is None:
+        return raw
+    try:
+        ends = parse_time(str(expires), VERDICT_FIELD)
+    except ValidationError:
+        return None  # an unreadable expiry cannot keep pinning the indicator
+    return raw if utc(at) < ends else None
+
+
+def lift_verdict(indicator: Indicator) -> Indicator:
+    """The indicator without its verdict, its scope from before the verdict restored."""
+    raw = indicator.custom_fields.get(VERDICT_FIELD)
+    scope = indicator.scope
+    if isinstance(raw, dict) and isinstance(raw.get("scope"), str):
+        try:
+            scope = Scope.parse(str(raw["scope"]))
+        except ValidationError:
+            scope = indicator.scope
+    fields = {k: v for k, v in indicator.custom_fields.items() if k != VERDICT_FIELD}
+    return replace(indicator, scope=scope, custom_fields=fields)
+
+
 def merge(existing: Indicator, new: Indicator) -> Indicator:
     """Fold a new observation of the same indicator into what the node knows.
 
     Sightings add up, first_seen takes the minimum, last_seen the maximum,
     tags, recipients and sources the union; confidence keeps the higher value,
-    and the marking the stricter one (a report never loosens its TLP).
+    and the marking the stricter one (a report never loosens its TLP). While
+    an analyst's verdict stands (:func:`standing_verdict` at the new
+    observation's ``last_seen``) the confidence stays what the verdict pinned;
+    an observation after the verdict expired lifts it (:func:`lift_verdict`).
 
     Raises:
         ValidationError: the two are different indicators.
     """
     if existing.id != new.id:
         raise ValidationError("id", f"cannot merge {new.id} into {existing.id}")
+    pinned = standing_verdict(existing, new.last_seen) is not None
+    if not pinned and VERDICT_FIELD in existing.custom_fields:
+        existing = lift_verdict(existing)
     return replace(
         existing,
-        confidence=max(existing.confidence, new.confidence),
+        confidence=existing.confidence if pinned else max(existing.confidence, new.confidence),
         modified=max(existing.modified, new.modified),
         first_seen=min(existing.first_seen, new.first_seen),
         last_seen=max(existing.last_seen, new.last_seen),

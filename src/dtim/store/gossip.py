@@ -37,6 +37,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import RowMapping
 
 from dtim.model import Indicator
 from dtim.store.queries import Store
@@ -109,6 +110,19 @@ class StoredItem:
     body: bytes
 
 
+def _stored(row: RowMapping) -> StoredItem:
+    return StoredItem(
+        item_id=bytes(row["item_id"]),
+        stamp=row["stamp"],
+        indicator_id=row["indicator_id"],
+        expires=row["expires"],
+        relay=bool(row["relay"]),
+        received_from=row["received_from"],
+        received_at=row["received_at"],
+        body=bytes(row["body"]),
+    )
+
+
 class GossipStore:
     """Gossip tables over a connected :class:`~dtim.store.Store`."""
 
@@ -144,19 +158,34 @@ class GossipStore:
 
         def work() -> list[StoredItem]:
             with self.store._read() as conn:
-                return [
-                    StoredItem(
-                        item_id=bytes(row["item_id"]),
-                        stamp=row["stamp"],
-                        indicator_id=row["indicator_id"],
-                        expires=row["expires"],
-                        relay=bool(row["relay"]),
-                        received_from=row["received_from"],
-                        received_at=row["received_at"],
-                        body=bytes(row["body"]),
+                return [_stored(row) for row in conn.execute(stmt).mappings()]
+
+        return await self.store._run(work)
+
+    async def items_for(self, indicator_ids: Sequence[str], now: int) -> list[StoredItem]:
+        """Stored items about these indicators still alive at ``now``, oldest first."""
+        wanted = sorted(set(indicator_ids))
+        if not wanted:
+            return []
+
+        def work() -> list[StoredItem]:
+            found: list[StoredItem] = []
+            with self.store._read() as conn:
+                for start in range(0, len(wanted), _PURGE_BATCH):
+                    stmt = (
+                        select(gossip_items)
+                        .where(
+                            and_(
+                                gossip_items.c.indicator_id.in_(
+                                    wanted[start : start + _PURGE_BATCH]
+                                ),
+                                gossip_items.c.expires > now,
+                            )
+                        )
+                        .order_by(gossip_items.c.seq)
                     )
-                    for row in conn.execute(stmt).mappings()
-                ]
+                    found += [_stored(row) for row in conn.execute(stmt).mappings()]
+            return found
 
         return await self.store._run(work)
 
