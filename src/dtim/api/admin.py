@@ -66,6 +66,14 @@ class IndicatorEdit(BaseModel):
     recipients: list[str] | None = None
 
 
+class VerdictBody(BaseModel):
+    """Body of ``POST /api/admin/indicators/{id}/verdict``."""
+
+    verdict: str = Field(description="false-positive, revoked or confirmed")
+    reason: str = ""
+    confidence: int = Field(100, description="What a confirmed verdict pins (0-100)")
+
+
 class NewPeer(BaseModel):
     """Body of ``POST /api/admin/peers``."""
 
@@ -300,6 +308,13 @@ def admin_api_router(ops: AdminOps, auth: AdminAuth) -> APIRouter:
     async def delete_indicator(indicator_id: str) -> JsonObject:
         await ops.delete_indicator(indicator_id)
         return {"deleted": indicator_id}
+
+    @router.post("/indicators/{indicator_id}/verdict", response_model=None)
+    async def indicator_verdict(indicator_id: str, body: VerdictBody) -> JsonObject:
+        done = await ops.set_verdict(
+            indicator_id, body.verdict, reason=body.reason, confidence=body.confidence
+        )
+        return done.to_json()
 
     @router.get("/peers", response_model=None)
     async def list_peers() -> JsonObject:

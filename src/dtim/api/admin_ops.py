@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from dtim.aging import DecayModel
+from dtim.aging import DecayModel, Verdict
 from dtim.api.admin_detail import IndicatorDetail, build_detail
 from dtim.crypto.auditlog import AuditEvent, AuditLog
 from dtim.crypto.keyring import Keyring
 from dtim.crypto.rotation import RotationKind, last_rotation, rotate
 from dtim.errors import DTIMError, ValidationError
+from dtim.gossip.verdicts import VerdictRecord, record_verdict
 from dtim.model import (
     Indicator,
     JsonObject,
@@ -92,6 +93,8 @@ class AdminContext:
         peer_control: the gossip layer's peer actions; without it the store is updated
             directly (the gossip loop reads peer status from the store).
         gossip_status, registry_status: optional status providers for the overview.
+        sign: the node identity's signature (verdicts' tombstones); without it
+            verdicts cannot be given here.
     """
 
     store: Store
@@ -112,6 +115,7 @@ class AdminContext:
     gossip_status: StatusProvider | None = None
     registry_status: StatusProvider | None = None
     local_sources: tuple[str, ...] = LOCAL_SOURCES
+    sign: Callable[[bytes], bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +331,36 @@ class AdminOps:
         await self._history(indicator_id, "deleted", {})
         self.audit("indicator_deleted", indicator=indicator_id)
         self.invalidate()
+
+    async def set_verdict(
+        self, indicator_id: str, verdict: str, *, reason: str = "", confidence: int = 100
+    ) -> VerdictRecord:
+        """Record an analyst's verdict; ``false-positive`` and ``revoked`` go to the mesh.
+
+        Raises:
+            NotFoundError: no such indicator.
+            ValidationError: unknown verdict, bad reason or confidence, or no signing key.
+        """
+        chosen = Verdict.parse(verdict)
+        if self.ctx.sign is None:
+            raise ValidationError("verdict", "this admin listener has no node key to sign with")
+        if await self.ctx.store.get_indicator(indicator_id) is None:
+            raise NotFoundError(f"no indicator with id {indicator_id!r}")
+        done = await record_verdict(
+            self.ctx.store,
+            indicator_id,
+            chosen,
+            node_id=self.ctx.node_id,
+            sign=self.ctx.sign,
+            model=self.ctx.decay,
+            now=self.ctx.clock.now(),
+            reason=reason,
+            confidence=confidence,
+            actor=ACTOR,
+        )
+        self.audit("indicator_verdict", **done.audit_fields())
+        self.invalidate()
+        return done
 
     async def _history(self, indicator_id: str, action: str, detail: JsonObject) -> None:
         event = IndicatorEvent(indicator_id, self.ctx.clock.now(), action, ACTOR, detail)

@@ -42,6 +42,7 @@ AUDIT_EVENTS = (
     "indicator_added",
     "indicator_edited",
     "indicator_deleted",
+    "indicator_verdict",
     "peer_groups_changed",
 )
 
@@ -192,6 +193,19 @@ def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> 
             recipients=_split(form.get("recipients")),
         )
         return _redirect(f"/indicators/{indicator_id}", "marking saved")
+
+    @router.post("/indicators/{indicator_id}/verdict")
+    async def indicator_verdict(request: Request, indicator_id: str) -> Response:
+        form = await form_of(request)
+        done = await ops.set_verdict(
+            indicator_id, str(form.get("verdict", "")), reason=str(form.get("reason", ""))
+        )
+        notice = f"verdict {done.verdict.value} recorded"
+        if done.tombstone is not None:
+            notice += "; every peer gets the tombstone"
+        elif done.withheld:
+            notice += f"; {done.withheld}"
+        return _redirect(f"/indicators/{indicator_id}", notice)
 
     @router.post("/indicators/{indicator_id}/delete")
     async def delete_indicator(request: Request, indicator_id: str) -> Response:
