@@ -349,6 +349,11 @@ async def test_receivers_mark_the_indicator_and_later_reports_do_not_bring_it_ba
     assert (await store.get_indicator(own(clock).id)) is not None
     receipt = await inbox.accept(PeerId(PEER.node_id), [peer_tombstone(clock)], via="push")
     assert receipt.received == 1
+    # Held, but not passed on: each node takes a verdict from its issuer.
+    assert held.known(item_id(peer_tombstone(clock)))
+    onward = held.view_for("another-peer", (), clock.now()).items.values()
+    assert not any(isinstance(item, Tombstone) for item in onward)
+    assert any(isinstance(item, Report) for item in onward)
     stored = await store.get_indicator(own(clock).id)
     assert stored is not None
     assert stored.confidence == 0

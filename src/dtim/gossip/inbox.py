@@ -21,7 +21,8 @@ reconciliation session, or stemmed — goes through :meth:`Inbox.accept`:
    corroboration caps applied. AMBER and RED are stored without recipients
    and marked never to be relayed. A new tombstone marks the stored
    indicator (:func:`~dtim.gossip.verdicts.apply_tombstone`), and while one
-   stands no report writes the indicator again.
+   stands no report writes the indicator again; tombstones are not relayed
+   (each node takes them from their issuer, an approved peer).
 """
 
 from __future__ import annotations
@@ -351,4 +352,6 @@ class Inbox:
 
 def _relayable(item: Item) -> bool:
     # AMBER, AMBER+STRICT and RED go to their named recipients only, never further.
-    return not item.tlp.needs_recipients
+    # A tombstone travels from its issuer to the issuer's approved peers only: a node
+    # follows the verdicts of peers it approved, whose keys it holds to check them.
+    return not item.tlp.needs_recipients and not isinstance(item, Tombstone)
