@@ -141,14 +141,17 @@ def build_admin_app(
     gossip: GossipRuntime | None = None,
     *,
     routers: Sequence[APIRouter] = (),
+    keyring: Keyring | None = None,
 ) -> FastAPI:
-    """The admin listener's app: dashboard and admin API, health, metrics, TAXII at ``/taxii2``.
+    """The admin listener's app: dashboard and admin API, health, metrics, exports and the
+    blocklist, remote sensors' submissions, and TAXII at ``/taxii2``.
 
     Raises:
         CryptoError: the identity or keyring is unusable.
         ConfigError: a bad privacy or aging setting, or an unreadable TAXII accounts file.
     """
     from dtim.api.exports import exports_router
+    from dtim.api.sensors import sensor_router
     from dtim.taxii.wiring import node_runtime, node_taxii_server
     from dtim.web.node import node_admin_app, privacy_filter_for
 
@@ -161,6 +164,7 @@ def build_admin_app(
             health_router(lambda: _store_ready(store)),
             metrics_router(store),
             exports_router(exporter),
+            sensor_router(store, StoreSink(store, keyring or _keyring(home))),
             *routers,
         ],
         peer_control=peer_control(home, store, gossip.directory if gossip else None),
@@ -170,6 +174,10 @@ def build_admin_app(
     taxii = node_taxii_server(store, privacy_filter_for(home), accounts, SystemClock())
     app.mount("/taxii2", taxii.app())
     return app
+
+
+def _keyring(home: NodeHome) -> Keyring:
+    return Keyring.load_or_create(home.keys_dir, now=SystemClock().now())
 
 
 @contextlib.asynccontextmanager
@@ -195,7 +203,7 @@ async def run_node(home: NodeHome) -> None:
     this process leads (:func:`lead_when_elected`), the gossip rounds, the
     aging sweeper and the watchers. Any of them failing stops the node.
     """
-    _log_to_stderr()
+    _log_to_stderr(home)
     identity = load_identity(home.keys_dir)  # fail before listening if the identity is unusable
     clock = SystemClock()
     store = open_store(home)
@@ -214,11 +222,12 @@ async def run_node(home: NodeHome) -> None:
         servers = [
             _NodeServer(
                 uvicorn.Config(
-                    build_admin_app(home, store, gossip),
+                    build_admin_app(home, store, gossip, keyring=keyring),
                     host=home.settings.admin.listen_address,
                     port=home.settings.admin.listen_port,
                     ssl_context_factory=admin_tls(home),
                     log_level="warning",
+                    log_config=None,  # the node configured logging (text or JSON)
                     lifespan="off",
                 )
             ),
@@ -443,6 +452,8 @@ async def lead_when_elected(
         stop_watchers = asyncio.Event()
         work = [spawn(job, name=name) for name, job in gossip.leader_work()]
         work += start_watchers(home, store, keyring, stop_watchers)
+        # One sender per node: several processes would each deliver every change.
+        work += start_integrations(home, store, SystemClock())
         try:
             await asyncio.gather(*work)
         finally:
@@ -521,6 +532,7 @@ async def run_registry(
     from dtim.registry.routes import RegistryOptions
     from dtim.registry.runtime import DEFAULT_DATABASE, RegistryRuntime
 
+    _log_to_stderr(home)
     settings = home.settings
     options = RegistryOptions(
         heartbeat_seconds=settings.registry.heartbeat_seconds,
@@ -546,6 +558,7 @@ async def run_registry(
             port=settings.registry.listen_port if port is None else port,
             ssl_context_factory=lambda _config, _default: tls,
             log_level="warning",
+            log_config=None,  # configured by _log_to_stderr (text or JSON)
             lifespan="off",
         )
     )
@@ -608,13 +621,34 @@ async def _until_stopped(stop: asyncio.Event, tasks: list[asyncio.Task[Any]]) ->
         waiter.cancel()
 
 
-def _log_to_stderr() -> None:
+def _log_to_stderr(home: NodeHome) -> None:
+    """Log to stderr as ``[logging]`` says, unless the embedding process set up logging."""
+    from dtim.logformat import configure_logging
+
     if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-        for noisy in ("httpx", "httpcore", "alembic"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+        configure_logging(home.settings.logging.format, home.settings.logging.level)
+
+
+def start_integrations(home: NodeHome, store: Store, clock: Clock) -> list[asyncio.Task[Any]]:
+    """Spawn the ``[integrations]`` feed (webhooks, CEF over syslog); none when none is set.
+
+    Raises:
+        ConfigError: a webhook entry, its secret or the syslog address is wrong.
+    """
+    import os
+
+    from dtim.integrations.runtime import build_integrations
+    from dtim.web.node import decay_model_for, privacy_filter_for
+
+    wired = build_integrations(
+        home.settings.integrations,
+        store,
+        privacy_filter_for(home),
+        decay_model_for(home),
+        clock,
+        environ=os.environ.get,
+    )
+    return [] if wired is None else [spawn(wired.run(), name="integrations")]
 
 
 def _audit(audit: AuditLog, event: dict[str, JsonValue]) -> None:
@@ -946,3 +980,48 @@ async def peers_command(home: NodeHome, action: str, target: str | None = None) 
             return peer_json(peer, await items.pinned_cas())
         finally:
             audit.close()
+
+
+async def verdict_command(
+    home: NodeHome, ident: str, verdict: str, *, reason: str = "", confidence: int = 100
+) -> JsonValue:
+    """Run ``dtim indicators verdict`` against the home's store; returns its JSON result.
+
+    A running node on the same store sends the tombstone at its next round.
+
+    Args:
+        ident: the indicator's id, or its value.
+        verdict: ``false-positive``, ``revoked`` or ``confirmed``.
+
+    Raises:
+        ValidationError: unknown indicator or verdict, bad reason or confidence.
+    """
+    from dtim.aging import Verdict
+    from dtim.gossip.verdicts import find_indicator, record_verdict
+    from dtim.web.node import decay_model_for
+
+    chosen = Verdict.parse(verdict)
+    identity = load_identity(home.keys_dir)
+    clock = SystemClock()
+    async with open_store(home) as store:
+        indicator = await find_indicator(store, ident)
+        done = await record_verdict(
+            store,
+            indicator.id,
+            chosen,
+            node_id=identity.node_id,
+            sign=identity.sign,
+            model=decay_model_for(home),
+            now=clock.now(),
+            reason=reason,
+            confidence=confidence,
+            actor="cli",
+        )
+    audit = AuditLog(
+        home.encrypted_logs, Keyring.load_or_create(home.keys_dir, now=clock.now()), clock
+    )
+    try:
+        _audit(audit, {"event": "indicator_verdict", "actor": "cli", **done.audit_fields()})
+    finally:
+        audit.close()
+    return done.to_json()

@@ -46,6 +46,8 @@ async def test_admin_listener_serves_dashboard_health_metrics_and_taxii(
                 assert "<form" in login.text
                 unauthenticated = await client.get("/api/admin/indicators")
                 assert unauthenticated.status_code == 401
+                sensor = await client.post("/api/v1/sensors/sightings", content=b"{}")
+                assert sensor.status_code == 401  # mounted, and wants a sensor token
 
             taxii = server.url("/taxii2/")
 

@@ -93,7 +93,7 @@ class RequestDeadlineMixin(asyncio.Protocol):
     """
 
     app: Any  # uvicorn's own attribute; its type lives in uvicorn's private _types
-    timeout_keep_alive: float  # set by uvicorn's protocol from its config
+    timeout_keep_alive: int  # set by uvicorn's protocol from its config
     request_deadline_seconds: float | None = None
     drain_bytes: int = 2 * 1024 * 1024
     """Bytes of a body left unread by an early answer that are read and dropped before closing."""

@@ -29,6 +29,9 @@ _CHOICES = {
     ("privacy", "level"): ("strict", "moderate", "open"),
     ("privacy", "timestamp_precision"): ("second", "minute", "hour", "day"),
     ("watchers", "start_at"): ("end", "beginning"),
+    ("integrations", "syslog_cef_transport"): ("udp", "tcp"),
+    ("logging", "format"): ("text", "json"),
+    ("logging", "level"): ("debug", "info", "warning", "error"),
 }
 _PORTS = {("network", "listen_port"), ("admin", "listen_port"), ("registry", "listen_port")}
 
