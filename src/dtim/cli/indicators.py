@@ -1,9 +1,9 @@
-"""``dtim indicators``: add, list and show indicators in the local store."""
+"""``dtim indicators``: add, list and show indicators in the local store; analysts' verdicts."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -137,6 +137,45 @@ def show(
         return
     for key, value in found.to_json().items():
         stdout.print(f"{key:14} {value}")
+
+
+VerdictArgument = Annotated[
+    str, typer.Argument(metavar="VERDICT", help="false-positive, revoked or confirmed.")
+]
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why (kept on this node only).")]
+PinOption = Annotated[
+    int, typer.Option("--confidence", min=0, max=100, help="The confidence confirmed pins.")
+]
+
+
+@app.command("verdict")
+def verdict(
+    ident: Annotated[str, typer.Argument(metavar="ID", help="Indicator id, or a value.")],
+    decision: VerdictArgument,
+    reason: ReasonOption = "",
+    confidence: PinOption = 100,
+    home: HomeOption = None,
+    json_output: JsonOption = False,
+    sets: SetOption = None,
+) -> None:
+    """Record an analyst's verdict; false-positive and revoked reach every peer (a tombstone)."""
+    from dtim.service import verdict_command
+
+    node = open_home(home, sets)
+    done: Any = asyncio.run(
+        verdict_command(node, ident, decision, reason=reason, confidence=confidence)
+    )
+    if json_output:
+        print_json(done)
+        return
+    stdout.print(
+        f"{done['verdict']}: {done['type']} {done['value']}  id {done['id']}"
+        f"  confidence {done['confidence']}"
+    )
+    if done["tombstone"]:
+        stdout.print(f"tombstone {done['tombstone'][:16]} for every peer until {done['expires']}")
+    elif done["withheld"]:
+        stdout.print(f"not sent to peers: {done['withheld']}")
 
 
 def _tlp_name(raw: str) -> str:

@@ -14,9 +14,10 @@ admin API, the dashboard):
 A running node picks its own tombstones up from the store when it publishes
 (:func:`adopt_verdicts`, on the indicator's change number), so a verdict given
 by the CLI against the store of a running node spreads without a restart, by
-the same reconciliation as reports. On the other nodes a new tombstone marks
-the indicator the same way (:func:`apply_tombstone`), and the merge keeps a
-report from reviving it while the tombstone stands.
+the same reconciliation as reports, to the node's approved peers (they do
+not relay it further: a node follows the verdicts of the peers it approved).
+There a new tombstone marks the indicator the same way
+(:func:`apply_tombstone`), and no report revives it while the tombstone stands.
 
 Tombstones name the indicator, so only indicators any approved peer may see
 (TLP:CLEAR or GREEN, scope ``private`` or ``public``) get one; a verdict on an
