@@ -92,10 +92,14 @@ def load_settings(
     values: dict[str, dict[str, Any]] = {name: {} for name in section_types()}
     for section, table in raw.items():
         if section not in values:
-            warnings.append(_where(path, text, section, None) + f"unknown section [{section}] ignored")
+            warnings.append(
+                _where(path, text, section, None) + f"unknown section [{section}] ignored"
+            )
             continue
         if not isinstance(table, dict):
-            raise ConfigError(f"[{section}] must be a table", path=str(path), line=_line(text, section, None))
+            raise ConfigError(
+                f"[{section}] must be a table", path=str(path), line=_line(text, section, None)
+            )
         for key, value in table.items():
             _take(values, section, key, value, source=("file", path, text), warnings=warnings)
 
@@ -117,7 +121,9 @@ def load_settings(
     for section, table in values.items():
         section_obj = replace(getattr(settings, section), **table)
         settings = replace(settings, **{section: section_obj})
-    return LoadedSettings(settings=settings, path=path if path.exists() else None, warnings=tuple(warnings))
+    return LoadedSettings(
+        settings=settings, path=path if path.exists() else None, warnings=tuple(warnings)
+    )
 
 
 def _take(
@@ -150,7 +156,8 @@ def _take(
         return
     if declared[key].metadata.get(SECRET) and kind == "file" and value != "":
         raise ConfigError(
-            f"secrets are read from the environment only; remove it from the file and set {ENV_PREFIX}{section.upper()}__{key.upper()}",
+            "secrets are read from the environment only; remove it from the file and set "
+            f"{ENV_PREFIX}{section.upper()}__{key.upper()}",
             path=file_path,
             key=label,
             line=line,
@@ -233,28 +240,50 @@ def _check(section: str, key: str, value: Any) -> None:
         raise ValueError(f"expected one of {', '.join(repr(c) for c in choices)}, got {value!r}")
     if (section, key) in _PORTS and not 0 <= value <= 65535:
         raise ValueError(f"expected a port 0-65535, got {value}")
-    if section == "network" and key in {"gossip_interval_seconds", "request_timeout_seconds"} and value <= 0:
+    if (
+        section == "network"
+        and key in {"gossip_interval_seconds", "request_timeout_seconds"}
+        and value <= 0
+    ):
         raise ValueError(f"expected a positive number of seconds, got {value}")
-    if section == "network" and key in {"peers_per_round", "max_body_bytes", "max_new_reports_per_peer"} and value < 1:
+    if (
+        section == "network"
+        and key in {"peers_per_round", "max_body_bytes", "max_new_reports_per_peer"}
+        and value < 1
+    ):
         raise ValueError(f"expected at least 1, got {value}")
-    if section == "security" and key in {"key_rotation_days", "signature_window_seconds"} and value < 0:
+    if (
+        section == "security"
+        and key in {"key_rotation_days", "signature_window_seconds"}
+        and value < 0
+    ):
         raise ValueError(f"expected zero or more, got {value}")
     if section == "aging" and value <= 0:
         raise ValueError(f"expected a positive number, got {value}")
     if section == "privacy" and key == "dp_epsilon" and value < 0:
         raise ValueError(f"expected zero (off) or a positive epsilon, got {value}")
-    if section == "storage" and key == "database_url" and not value.startswith(("sqlite:", "postgresql:", "postgresql+")):
+    if (
+        section == "storage"
+        and key == "database_url"
+        and not value.startswith(("sqlite:", "postgresql:", "postgresql+"))
+    ):
         raise ValueError(f"expected a sqlite:/// or postgresql:// URL, got {value!r}")
     if section == "integrations" and key == "webhooks":
         for entry in value:
-            if not isinstance(entry, dict) or not isinstance(entry.get("url"), str) or not isinstance(entry.get("secret_env"), str):
+            if (
+                not isinstance(entry, dict)
+                or not isinstance(entry.get("url"), str)
+                or not isinstance(entry.get("secret_env"), str)
+            ):
                 raise ValueError(f"each webhook is a table with url and secret_env, got {entry!r}")
     if section == "network" and key == "default_peers":
         for entry in value:
             if isinstance(entry, str):
                 continue
             if not isinstance(entry, dict) or not isinstance(entry.get("endpoint"), str):
-                raise ValueError(f"each peer is a URL or a table with endpoint (and public_key), got {entry!r}")
+                raise ValueError(
+                    f"each peer is a URL or a table with endpoint (and public_key), got {entry!r}"
+                )
 
 
 def _origin(kind: str, origin: Any) -> str:
