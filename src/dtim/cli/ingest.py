@@ -80,11 +80,15 @@ async def run_ingest(
     stats = WatcherStats(spec.name)
     directories = [p for p in paths if os.path.isdir(p)]  # noqa: ASYNC240  # a stat, once, at start
     if spec.input is InputKind.SCAN and directories and isinstance(watcher, ClamavWatcher):
-        engine = await choose_engine(watcher.clamd_socket, watcher.clamscan)
+        engine = await choose_engine(watcher.clamd_socket, watcher.clamscan, watcher.database)
         for directory in directories:
             scanner = DirectoryScanner(watcher, directory, engine, settle_seconds=0)
-            while found := await scanner.poll_once(recording, commit_positions=False):
+            while True:  # a poll takes at most MAX_FILES_PER_POLL files: repeat until none is new
+                scanned = scanner.scanned
+                found = await scanner.poll_once(recording, commit_positions=False)
                 stats.sightings += len(found)
+                if scanner.scanned == scanned:
+                    break
         paths = [p for p in paths if p not in directories]
     files = [f for f in expand(paths) if os.path.isfile(f)]  # noqa: ASYNC240  # stats, once, at start
     total = sum(os.path.getsize(f) for f in files)  # noqa: ASYNC240  # same

@@ -169,7 +169,8 @@ class WatcherSettings:
     )
     clamav_scan_dir: str = setting(
         "",
-        "Directory whose new files are hashed and scanned with ClamAV.",
+        "Directory whose new files are hashed and scanned with ClamAV: clamd, else clamscan. "
+        "[watchers.clamav] sets clamd_socket, clamscan and database (signatures for clamscan -d).",
         example=SCAN_DIR_EXAMPLE,
     )
     virustotal_api_key: str = setting(

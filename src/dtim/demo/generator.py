@@ -9,11 +9,16 @@ addresses); the demo checks that none of them ever reaches a peer.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 EICAR = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+DEMO_SIGNATURE = "Dtim.Demo.Dropper"
+"""What the demo's own ClamAV database calls the EICAR file. ClamAV's stock name
+(Eicar-Test-Signature) marks a test file, which DTIM keeps local; this one is shared."""
 
 CANARIES = (
     "acme-canary",
@@ -118,3 +123,17 @@ def fail2ban_ban(attacker: str, now: datetime, rng: random.Random) -> list[str]:
         for _ in range(5)
     ]
     return [*found, f"{stamp} fail2ban.actions        [1042]: NOTICE  [sshd] Ban {attacker}"]
+
+
+def signature_database(directory: Path, signature: str = DEMO_SIGNATURE) -> Path:
+    """Write a ClamAV MD5 signature database (``.hdb``) that detects the EICAR string.
+
+    freshclam needs the internet; this one-line database lets clamscan (``-d``) and clamd
+    (``DatabaseDirectory``) detect the demo's infected file offline, in milliseconds.
+    """
+    data = EICAR.encode()
+    digest = hashlib.md5(data, usedforsecurity=False).hexdigest()  # ClamAV's .hdb format
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "dtim-demo.hdb"
+    path.write_text(f"{digest}:{len(data)}:{signature}\n", encoding="ascii")
+    return path

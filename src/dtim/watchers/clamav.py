@@ -42,6 +42,10 @@ OPTIONS = {
     "path_root": "Directory that relative paths in FOUND lines are relative to.",
     "clamd_socket": "clamd socket: unix socket path or host:port (default /run/clamav/clamd.ctl).",
     "clamscan": "clamscan binary used when clamd is not reachable (default: clamscan on PATH).",
+    "database": (
+        "Signature database (a .hdb/.ndb/.cvd file or a directory of them) given to clamscan "
+        "as -d (default: clamscan's own); clamd reads its DatabaseDirectory instead."
+    ),
 }
 MAX_HASHED_BYTES = 512 * 1024 * 1024
 _LOGTIME = re.compile(r"^(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}) -> (.*)$", re.S)
@@ -171,6 +175,7 @@ class ClamavWatcher:
         self.root = option_str(options, "path_root", "", NAME)
         self.clamd_socket = option_str(options, "clamd_socket", "/run/clamav/clamd.ctl", NAME)
         self.clamscan = option_str(options, "clamscan", "clamscan", NAME)
+        self.database = option_str(options, "database", "", NAME)
         self.parser = ClamavParser(TimeReader(context.clock, context.timezone))
         self.report = Reporter(NAME, context)
         self.tracker = Tracker(rules["clamav-infected"], max_keys=context.max_tracked)

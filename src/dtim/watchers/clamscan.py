@@ -128,6 +128,8 @@ class ClamscanEngine:
     """The ``clamscan`` binary, one file per run (exit 0 clean, 1 infected, 2 error)."""
 
     binary: str
+    database: str = ""
+    """Signature database file or directory (``-d``); empty: clamscan's default."""
     name: str = "clamscan"
 
     async def scan(self, path: str) -> str | None:
@@ -136,10 +138,13 @@ class ClamscanEngine:
         Raises:
             WatcherError: clamscan failed or timed out.
         """
+        database = ("-d", self.database) if self.database else ()
         process = await asyncio.create_subprocess_exec(
             self.binary,
             "--no-summary",
             "--stdout",
+            *database,
+            "--",
             path,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -160,18 +165,22 @@ class ClamscanEngine:
         )
 
 
-async def choose_engine(clamd_socket: str, clamscan: str = "clamscan") -> ScanEngine:
-    """clamd when it answers PING, else the clamscan binary.
+async def choose_engine(
+    clamd_socket: str, clamscan: str = "clamscan", database: str = ""
+) -> ScanEngine:
+    """clamd when it answers PING, else the clamscan binary (with ``database`` as ``-d``).
 
     Raises:
-        WatcherError: neither is available, naming both.
+        WatcherError: neither is available, naming both; or clamscan's database is missing.
     """
     clamd = ClamdEngine(clamd_socket)
     if clamd_socket and await clamd.ping():
         return clamd
     binary = shutil.which(clamscan)
     if binary is not None:
-        return ClamscanEngine(binary)
+        if database and not os.path.exists(database):  # noqa: ASYNC240  # one stat per start
+            raise WatcherError(f"cannot scan: the clamscan database {database} does not exist")
+        return ClamscanEngine(binary, database)
     raise WatcherError(
         f"cannot scan: clamd does not answer on {clamd_socket or '(no socket configured)'} and no "
         f"{clamscan!r} binary is on PATH (install clamav-daemon or clamav)"

@@ -90,12 +90,21 @@ class ScanRunner:
     """Runs the ClamAV watcher over its scan directory (new files hashed and scanned)."""
 
     def __init__(
-        self, watcher: ClamavWatcher, directory: str, sink: SightingSink, poll_interval: float
+        self,
+        watcher: ClamavWatcher,
+        directory: str,
+        sink: SightingSink,
+        poll_interval: float,
+        *,
+        retry_seconds: float = ENGINE_RETRY_SECONDS,
+        settle_seconds: float = 2.0,
     ) -> None:
         self.watcher = watcher
         self.directory = directory
         self.sink = sink
         self.poll_interval = poll_interval
+        self.retry_seconds = retry_seconds
+        self.settle_seconds = settle_seconds
         self.stats = WatcherStats(watcher.name)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -104,16 +113,29 @@ class ScanRunner:
         while not stop.is_set():
             if scanner is None:
                 try:
-                    engine = await choose_engine(self.watcher.clamd_socket, self.watcher.clamscan)
+                    engine = await choose_engine(
+                        self.watcher.clamd_socket, self.watcher.clamscan, self.watcher.database
+                    )
                 except WatcherError as exc:
                     self._problem(str(exc))
-                    await _wait(stop, ENGINE_RETRY_SECONDS)
+                    await _wait(stop, self.retry_seconds)
                     continue
-                scanner = DirectoryScanner(self.watcher, self.directory, engine)
-            found = await scanner.poll_once(self.sink)
+                scanner = DirectoryScanner(
+                    self.watcher, self.directory, engine, settle_seconds=self.settle_seconds
+                )
+            scanned, infected = scanner.scanned, scanner.infected
+            try:
+                found = await scanner.poll_once(self.sink)
+            except WatcherError as exc:
+                # clamd stopped or clamscan failed: nothing of this poll was committed, so a
+                # fresh scanner (engine chosen again) rescans those files after the pause.
+                self._problem(str(exc))
+                scanner = None
+                await _wait(stop, self.retry_seconds)
+                continue
             self.stats.sightings += len(found)
-            self.stats.lines = scanner.scanned
-            self.stats.observations = scanner.infected
+            self.stats.lines += scanner.scanned - scanned  # a new scanner counts from 0
+            self.stats.observations += scanner.infected - infected
             if scanner.problem:
                 self._problem(scanner.problem)
             else:
