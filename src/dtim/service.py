@@ -21,6 +21,7 @@ from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from dtim import __version__
+from dtim.api.auth import set_admin_password
 from dtim.api.deadline import RequestDeadlineMixin
 from dtim.api.health import health_router
 from dtim.api.metrics import metrics_router
@@ -30,9 +31,8 @@ from dtim.config import NodeHome
 from dtim.crypto.auditlog import AuditLog
 from dtim.crypto.evidence import seal_evidence
 from dtim.crypto.identity import NodeIdentity, create_identity, load_identity, verify_ed25519
-from dtim.crypto.keyfiles import write_secret
 from dtim.crypto.keyring import Keyring
-from dtim.crypto.passwords import hash_password, new_password
+from dtim.crypto.passwords import new_password
 from dtim.crypto.signatures import MessageSigner, RequestVerifier
 from dtim.crypto.tls import PeerTrust, issue_node_certificates
 from dtim.errors import ConfigError, DTIMError, GossipError, SignatureError, ValidationError
@@ -75,7 +75,6 @@ if TYPE_CHECKING:
     from dtim.watchers.enrichment import EnrichingSink
     from dtim.watchers.supervisor import WatcherConfig
 
-ADMIN_PASSWORD_FILE = "admin.argon2"  # noqa: S105  # a file name, not a password
 
 _tasks: set[asyncio.Task[Any]] = set()
 
@@ -105,7 +104,7 @@ def initialise_home(home: NodeHome, *, host: str) -> CreatedHome:
     )
     Keyring.load_or_create(home.keys_dir, now=SystemClock().now())
     password = new_password()
-    write_secret(home.keys_dir / ADMIN_PASSWORD_FILE, hash_password(password).encode())
+    set_admin_password(home.keys_dir, password)
     home.encrypted_logs.mkdir(parents=True, exist_ok=True)
     return CreatedHome(
         node_id=identity.node_id, fingerprint=identity.fingerprint, admin_password=password

@@ -12,7 +12,9 @@ from dtim.cli.common import HomeOption, open_home, stdout
 from dtim.config import resolve_home
 from dtim.errors import ConfigError
 
-PassphraseOption = Annotated[bool, typer.Option("--passphrase-stdin", help="Read the passphrase from standard input.")]
+PassphraseOption = Annotated[
+    bool, typer.Option("--passphrase-stdin", help="Read the passphrase from standard input.")
+]
 
 
 def _passphrase(from_stdin: bool) -> str:
@@ -36,7 +38,9 @@ def backup(
     members = make_backup(node, out, _passphrase(passphrase_stdin))
     stdout.print(f"wrote {out} ({', '.join(members)})")
     if not node.database_url.startswith("sqlite"):
-        stdout.print("the store is on PostgreSQL: back it up with pg_dump as well (docs/operations.md)")
+        stdout.print(
+            "the store is on PostgreSQL: back it up with pg_dump as well (docs/operations.md)"
+        )
 
 
 def restore(

@@ -15,9 +15,13 @@ from dtim.errors import ConfigError
 
 HomeOption = Annotated[
     Path | None,
-    typer.Option("--home", help="Node home (default: $DTIM_HOME, then ./dtim-home).", show_default=False),
+    typer.Option(
+        "--home", help="Node home (default: $DTIM_HOME, then ./dtim-home).", show_default=False
+    ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document and nothing else.")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document and nothing else.")
+]
 SetOption = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a setting for this run: section.key=value (repeatable)."),
@@ -35,6 +39,7 @@ LogFormatOption = Annotated[
 def with_log_format(sets: list[str] | None, log_format: str | None) -> list[str]:
     """``--set`` options plus ``logging.format`` when ``--log-format`` was given."""
     return [*(sets or []), *([f"logging.format={log_format}"] if log_format is not None else [])]
+
 
 stdout = Console(highlight=False, soft_wrap=True, markup=False)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
@@ -55,7 +60,9 @@ def parse_sets(raw: list[str] | None) -> dict[str, str]:
     return pairs
 
 
-def open_home(home: Path | None, sets: list[str] | None = None, *, require: bool = True) -> NodeHome:
+def open_home(
+    home: Path | None, sets: list[str] | None = None, *, require: bool = True
+) -> NodeHome:
     """Resolve the home, load its settings, print warnings; fail if it was never initialised.
 
     Raises:

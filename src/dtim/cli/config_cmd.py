@@ -31,4 +31,4 @@ def docs() -> None:
     """Print the configuration reference (docs/configuration.md) as Markdown."""
     from dtim.config.template import render_markdown
 
-    print(render_markdown(), end="")  # noqa: T201  # plain Markdown to stdout
+    print(render_markdown(), end="")  # plain Markdown to stdout

@@ -18,13 +18,30 @@ app = typer.Typer(help="Add, list and show indicators.", no_args_is_help=True)
 
 @app.command("add")
 def add(
-    type_: Annotated[str, typer.Argument(metavar="TYPE", help="ipv4, ipv6, cidr, domain, url, email, md5, sha1, sha256, sha512, or auto.")],
-    value: Annotated[str, typer.Argument(help="The value; defanged forms (hxxp, [.]) are accepted.")],
-    tlp: Annotated[str, typer.Option("--tlp", help="clear|white, green, amber, amber+strict, red.")] = "green",
+    type_: Annotated[
+        str,
+        typer.Argument(
+            metavar="TYPE",
+            help="ipv4, ipv6, cidr, domain, url, email, md5, sha1, sha256, sha512, or auto.",
+        ),
+    ],
+    value: Annotated[
+        str, typer.Argument(help="The value; defanged forms (hxxp, [.]) are accepted.")
+    ],
+    tlp: Annotated[
+        str, typer.Option("--tlp", help="clear|white, green, amber, amber+strict, red.")
+    ] = "green",
     confidence: Annotated[int, typer.Option("--confidence", min=0, max=100)] = 70,
-    tags: Annotated[list[str] | None, typer.Option("--tags", help="A tag; repeat or separate with commas.")] = None,
-    scope: Annotated[str, typer.Option("--scope", help="local, private, group or public.")] = "private",
-    recipient: Annotated[list[str] | None, typer.Option("--recipient", help="Peer id or group (AMBER/RED); repeatable.")] = None,
+    tags: Annotated[
+        list[str] | None, typer.Option("--tags", help="A tag; repeat or separate with commas.")
+    ] = None,
+    scope: Annotated[
+        str, typer.Option("--scope", help="local, private, group or public.")
+    ] = "private",
+    recipient: Annotated[
+        list[str] | None,
+        typer.Option("--recipient", help="Peer id or group (AMBER/RED); repeatable."),
+    ] = None,
     home: HomeOption = None,
     json_output: JsonOption = False,
     sets: SetOption = None,
@@ -50,14 +67,16 @@ def add(
         async with open_store(node) as store:
             await store.upsert_indicators([indicator])
             stored = await store.get_indicator(indicator.id)
-        assert stored is not None  # written just above
+        assert stored is not None  # nosec B101  # written just above; narrows the type
         return stored
 
     stored = asyncio.run(store_it())
     if json_output:
         print_json(stored.to_json())
     else:
-        stdout.print(f"stored {stored.type} {stored.value}  id {stored.id}  sightings {stored.sightings}")
+        stdout.print(
+            f"stored {stored.type} {stored.value}  id {stored.id}  sightings {stored.sightings}"
+        )
 
 
 @app.command("list")

@@ -20,9 +20,15 @@ def init(
     home: HomeOption = None,
     endpoint: Annotated[
         str | None,
-        typer.Option("--endpoint", help="URL peers will use to reach this node (default https://<hostname>:3030)."),
+        typer.Option(
+            "--endpoint",
+            help="URL peers will use to reach this node (default https://<hostname>:3030).",
+        ),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing home's config, keys and certificates.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Overwrite an existing home's config, keys and certificates."),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Create a node home: config/dtim.toml, keys/, certs/ and data/."""
@@ -30,11 +36,16 @@ def init(
 
     root = resolve_home(home)
     if (root / "config" / "dtim.toml").exists() and not force:
-        raise ConfigError(f"{root} is already a DTIM home; pass --force to overwrite its config, keys and certificates")
+        raise ConfigError(
+            f"{root} is already a DTIM home; "
+            "pass --force to overwrite its config, keys and certificates"
+        )
     url = endpoint or f"https://{socket.getfqdn().lower()}:3030"
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
-        raise ConfigError(f"--endpoint {url!r}: expected an https:// URL with a host name or address")
+        raise ConfigError(
+            f"--endpoint {url!r}: expected an https:// URL with a host name or address"
+        )
     settings = Settings()
     settings = replace(settings, network=replace(settings.network, public_endpoint=url))
     for sub in ("config", "data"):
@@ -56,10 +67,15 @@ def init(
         return
     stdout.print(f"Created DTIM node home at {root}")
     stdout.print(f"  node id      {created.node_id}")
-    stdout.print(f"  fingerprint  {created.fingerprint}   (peers compare this before approving you)")
+    stdout.print(
+        f"  fingerprint  {created.fingerprint}   (peers compare this before approving you)"
+    )
     stdout.print(f"  endpoint     {url}")
     stdout.print(f"  config       {config_file}")
-    stdout.print(f"  admin login  admin / {created.admin_password}   (shown once; change with `dtim admin passwd`)")
+    stdout.print(
+        f"  admin login  admin / {created.admin_password}   "
+        "(shown once; change with `dtim admin passwd`)"
+    )
     stdout.print(f"Next: edit the [watchers] paths, then `dtim node run --home {_quote(root)}`.")
 
 

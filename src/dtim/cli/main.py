@@ -34,7 +34,8 @@ from dtim.errors import ConfigError, DTIMError
 
 app = typer.Typer(
     name="dtim",
-    help="DTIM, the Decentralized Threat Intelligence Mesh: share threat indicators with peers you approve.",
+    help="DTIM, the Decentralized Threat Intelligence Mesh: "
+    "share threat indicators with peers you approve.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

@@ -36,12 +36,16 @@ async def collect_status(home: NodeHome) -> dict[str, Any]:
             "by_tlp": counts.by_tlp,
             "by_source": counts.by_source,
         },
-        "peers": {status.value: sum(1 for p in peers if p.status is status) for status in PeerStatus},
+        "peers": {
+            status.value: sum(1 for p in peers if p.status is status) for status in PeerStatus
+        },
         "watchers": watcher_stats or {},
     }
 
 
-def status(home: HomeOption = None, json_output: JsonOption = False, sets: SetOption = None) -> None:
+def status(
+    home: HomeOption = None, json_output: JsonOption = False, sets: SetOption = None
+) -> None:
     """Show the node id, fingerprint, endpoint and indicator counts."""
     node = open_home(home, sets)
     report = asyncio.run(collect_status(node))
@@ -53,7 +57,7 @@ def status(home: HomeOption = None, json_output: JsonOption = False, sets: SetOp
     stdout.print(f"endpoint     {report['endpoint']}")
     stdout.print(f"database     {report['database']}")
     stdout.print(f"privacy      {report['privacy_level']}")
-    stdout.print(f"peers        " + ", ".join(f"{k} {v}" for k, v in report["peers"].items()))
+    stdout.print("peers        " + ", ".join(f"{k} {v}" for k, v in report["peers"].items()))
     table = Table(title=f"{report['indicators']['total']} indicators")
     table.add_column("by type")
     table.add_column("count", justify="right")
