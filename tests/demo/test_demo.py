@@ -3,6 +3,7 @@ share them, leak none of the internal canaries, and leave no process or port beh
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -11,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from dtim.demo.generator import EICAR
 
 DURATION = 60
 """Seconds the demo runs: discovery (registry heartbeat 10 s), approval, detection, gossip."""
@@ -63,6 +66,13 @@ def test_three_nodes_share_what_they_detect_and_leak_nothing(tmp_path: Path) -> 
         strict = summary["examples"]["node2"]
         assert strict is not None
         assert "confidence" not in strict  # strict shares type and value only
+        # The infected file dropped on one node: its hashes reach every node (with ClamAV).
+        assert summary["clamav"] is (shutil.which("clamscan") is not None)
+        if summary["clamav"]:
+            eicar = hashlib.sha256(EICAR.encode()).hexdigest()
+            row = next(row for row in summary["indicators"] if row["value"] == eicar)
+            assert row["detected_by"] == ["node3"]
+            assert row["nodes"] == 3
         assert processes_mentioning(directory) == []
         for node in nodes.values():
             assert port_is_closed(int(urlsplit(node["dashboard"]).port or 0))

@@ -40,7 +40,7 @@ def demo(
     json_output: JsonOption = False,
 ) -> None:
     """Run a throw-away mesh on 127.0.0.1: a registry and N nodes detecting and sharing attacks."""
-    from dtim.demo.generator import AttackPlan
+    from dtim.demo.generator import DEMO_SIGNATURE, AttackPlan
     from dtim.demo.mesh import DemoMesh, remove
 
     def say(message: str) -> None:
@@ -56,6 +56,13 @@ def demo(
         asyncio.run(mesh.approve_all(timeout=90))
         mesh.feed(AttackPlan())
         say("Wrote brute force, port scans and web exploit probes into each node's logs.")
+        if mesh.infected_node.clamav:
+            say(
+                "Dropped an infected file (the EICAR test string) into "
+                f"{mesh.infected_node.name}'s ClamAV scan directory. The demo's own signature "
+                f"names it {DEMO_SIGNATURE} so it is shared; ClamAV's official name marks a "
+                "test file, which DTIM keeps local."
+            )
         for node in mesh.nodes:
             say(
                 f"{node.name}: dashboard http://127.0.0.1:{node.admin_port}/  "

@@ -21,7 +21,15 @@ import orjson
 
 from dtim.config import NodeHome
 from dtim.config.loader import load_settings
-from dtim.demo.generator import CANARIES, AttackPlan, fail2ban_ban, nginx_access, ufw_scan
+from dtim.demo.generator import (
+    CANARIES,
+    EICAR,
+    AttackPlan,
+    fail2ban_ban,
+    nginx_access,
+    signature_database,
+    ufw_scan,
+)
 from dtim.errors import DTIMError
 from dtim.model import Indicator
 from dtim.privacy import Destination
@@ -46,6 +54,8 @@ LOCAL_SOURCES = frozenset(
 COMMAND_TIMEOUT = 60
 PRIVACY_LEVELS = ("moderate", "strict", "open")
 """Demo nodes take these levels in turn, to show what each one lets out."""
+INFECTED_FILE = "invoice-acme-canary.pdf.exe"
+"""The EICAR file dropped in a node's scan directory (its name is a canary: paths stay home)."""
 
 
 def free_port() -> int:
@@ -72,6 +82,8 @@ class DemoNode:
     fingerprint: str = ""
     admin_password: str = ""
     privacy_level: str = "moderate"
+    clamav: bool = False
+    """Whether ClamAV scans :attr:`scan_dir` (clamscan is installed)."""
     env: dict[str, str] = field(default_factory=dict)
     """The DTIM__ settings the node process runs with (set by :meth:`DemoMesh.start`)."""
     process: subprocess.Popen[bytes] | None = None
@@ -84,13 +96,19 @@ class DemoNode:
         return self.home / "logs"
 
     @property
+    def scan_dir(self) -> Path:
+        """The directory ClamAV scans for new files."""
+        return self.home / "scan"
+
+    @property
     def database(self) -> str:
         """The node's SQLite URL."""
         return f"sqlite:///{self.home}/data/dtim.db"
 
     def environment(self, registry_url: str, interval: float) -> dict[str, str]:
         """Settings for this node, as DTIM__SECTION__KEY variables."""
-        return {
+        clamav = {"DTIM__WATCHERS__CLAMAV_SCAN_DIR": str(self.scan_dir)} if self.clamav else {}
+        return clamav | {
             "DTIM__NETWORK__LISTEN_ADDRESS": "127.0.0.1",
             "DTIM__NETWORK__LISTEN_PORT": str(self.port),
             "DTIM__ADMIN__LISTEN_PORT": str(self.admin_port),
@@ -137,6 +155,7 @@ class DemoMesh:
             "--json",
         )
         nodes = []
+        clamav = clamav_available(say)
         for index in range(count):
             port = free_port()
             node = DemoNode(
@@ -145,6 +164,7 @@ class DemoMesh:
                 port,
                 free_port(),
                 privacy_level=PRIVACY_LEVELS[index % len(PRIVACY_LEVELS)],
+                clamav=clamav,
             )
             created = orjson.loads(
                 _run(
@@ -170,12 +190,20 @@ class DemoMesh:
             )
             for name in ("nginx-access.log", "ufw.log", "fail2ban.log"):
                 (node.logs / name).touch()
+            if clamav:
+                configure_clamav(node)
             nodes.append(node)
             say(
                 f"{node.name}: home {node.home}, id {node.node_id[:16]}…, "
                 f"fingerprint {node.fingerprint}"
             )
         return cls(root, nodes, registry_home, registry_port, interval, say)
+
+    @property
+    def infected_node(self) -> DemoNode:
+        """The node that gets the infected file: one at level open, whose tags (the signature
+        name) leave with the hashes, else the first."""
+        return next((n for n in self.nodes if n.privacy_level == "open"), self.nodes[0])
 
     @property
     def registry_url(self) -> str:
@@ -276,6 +304,9 @@ class DemoMesh:
                         ufw.write("\n".join(ufw_scan(address, now, plan.rng)) + "\n")
                     else:
                         f2b.write("\n".join(fail2ban_ban(address, now, plan.rng)) + "\n")
+        if self.infected_node.clamav:
+            # One infected file on one node: its hashes reach the others through gossip.
+            (self.infected_node.scan_dir / INFECTED_FILE).write_text(EICAR, encoding="ascii")
         return fed
 
     async def snapshot(self) -> dict[str, list[Indicator]]:
@@ -370,7 +401,34 @@ def summarise(mesh: DemoMesh, snapshot: dict[str, list[Indicator]]) -> dict[str,
         if spread
         else None,
         "leaks": leaks(snapshot),
+        "clamav": mesh.infected_node.clamav,
     }
+
+
+def clamav_available(say: Callable[[str], None]) -> bool:
+    """Whether clamscan is on PATH; when it is not, say (once) that the infected file is skipped."""
+    if shutil.which("clamscan") is not None:
+        return True
+    say(
+        "ClamAV is not installed (no clamscan on PATH): the infected-file part of the demo "
+        "is skipped (apt-get install clamav)."
+    )
+    return False
+
+
+def configure_clamav(node: DemoNode) -> None:
+    """Give the node a scan directory and the demo's own signature database (no freshclam).
+
+    clamd_socket is empty so clamscan with this database does the scanning: a system clamd
+    with the official signatures would name the file a test file, which DTIM keeps local.
+    """
+    node.scan_dir.mkdir(parents=True, exist_ok=True)
+    database = node.home / "clamav-db"
+    signature_database(database)
+    with (node.home / "config" / "dtim.toml").open("a", encoding="utf-8") as config:
+        # a JSON string is a valid TOML basic string (quotes and backslashes escaped)
+        quoted = orjson.dumps(str(database)).decode()
+        config.write(f'\n[watchers.clamav]\nclamd_socket = ""\ndatabase = {quoted}\n')
 
 
 def _run(*args: str) -> str:
