@@ -866,6 +866,7 @@ async def build_gossip(
         if origin_hiding
         else None,
         rng=rng,
+        traffic=transport.traffic,
     )
     endpoint = network.public_endpoint or f"https://{network.listen_address}:{network.listen_port}"
     document = node_document(

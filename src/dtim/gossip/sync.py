@@ -25,7 +25,7 @@ import random
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from dtim.errors import GossipError, StoreError, ValidationError
@@ -38,6 +38,7 @@ from dtim.gossip.reconcile import Params
 from dtim.gossip.report import Item
 from dtim.gossip.reputation import Reputation
 from dtim.gossip.stem import Stem, shared_ids
+from dtim.gossip.traffic import TrafficMeter
 from dtim.gossip.transport import GossipTransport
 from dtim.gossip.verdicts import adopt_verdicts
 from dtim.gossip.views import ItemIndex
@@ -114,6 +115,7 @@ class GossipLoop:
         router: Dandelion++ stem routing (None: own reports go straight into the views).
         rng: randomness for peer choice and jitter.
         params: reconciliation tuning.
+        traffic: the bytes of the calls the transport made, per peer (for the dashboard).
     """
 
     def __init__(
@@ -133,6 +135,7 @@ class GossipLoop:
         router: Router | None = None,
         rng: random.Random | None = None,
         params: Params | None = None,
+        traffic: TrafficMeter | None = None,
     ) -> None:
         self.index = index
         self.inbox = inbox
@@ -146,6 +149,8 @@ class GossipLoop:
         self.reputation = reputation
         self.router = router
         self.rounds = 0
+        self.last_round: datetime | None = None
+        self.traffic = traffic
         self._spawn = spawn
         self._rng = rng or random.Random()  # noqa: S311  # nosec B311  # peer choice and jitter, not secrets
         self._params = params
@@ -190,6 +195,7 @@ class GossipLoop:
     async def round(self) -> list[Peer]:
         """One round: publish own indicators, release stems, start sessions; returns the peers."""
         self.rounds += 1
+        self.last_round = self.clock.now()
         self.inbox.quota.start_round()
         await self.directory.refresh()
         if self.stem is not None:
@@ -224,9 +230,12 @@ class GossipLoop:
         approved = self.directory.snapshot.approved()
         quarantined = self.reputation.quarantined() if self.reputation is not None else frozenset()
         last = self.outcomes[-1] if self.outcomes else None
+        traffic = self.traffic.peers() if self.traffic is not None else {}
+        sent, received = self.traffic.totals() if self.traffic is not None else (0, 0)
         return {
             "status": "running",
             "rounds": self.rounds,
+            "last_round": None if self.last_round is None else self.last_round.isoformat(),
             "interval_seconds": self.settings.interval,
             "approved_peers": len(approved),
             "reachable_peers": len(self.candidates()),
@@ -238,6 +247,9 @@ class GossipLoop:
             "last_session": None
             if last is None
             else {"peer": last.peer_id, "pushed": last.pushed, "pulled": last.pulled},
+            "bytes_sent": sent,
+            "bytes_received": received,
+            "peers": dict[str, JsonValue](traffic),
             "warning": None
             if len(approved) >= MIN_HEALTHY_PEERS
             else f"only {len(approved)} approved peers: approve at least {MIN_HEALTHY_PEERS}",

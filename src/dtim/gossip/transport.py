@@ -54,6 +54,7 @@ from dtim.gossip.nodeinfo import (
 )
 from dtim.gossip.protocol import MAX_FRAME, decode_batch, decode_item
 from dtim.gossip.report import Item, encode
+from dtim.gossip.traffic import TrafficMeter
 from dtim.model import Clock, Peer
 from dtim.model.indicator import JsonObject, JsonValue
 
@@ -117,6 +118,7 @@ class HttpTransport:
         timeout: seconds for every call.
         clock: time for signatures.
         network: an httpx transport to use instead of real connections (tests).
+        traffic: where the bytes of every call are counted (a new meter when None).
     """
 
     def __init__(
@@ -129,8 +131,10 @@ class HttpTransport:
         timeout: float,
         clock: Clock,
         network: httpx.AsyncBaseTransport | None = None,
+        traffic: TrafficMeter | None = None,
     ) -> None:
         self._network = network
+        self.traffic = traffic or TrafficMeter()
         self._identity = identity
         self._signer = MessageSigner(identity, clock=clock)
         self._cert_path = cert_path
@@ -210,6 +214,7 @@ class HttpTransport:
             if _tls_failure(exc):
                 raise PeerRejected(f"peer {peer.id[:16]}: TLS refused: {exc}") from exc
             raise PeerUnreachable(f"peer {peer.id[:16]}: {exc.__class__.__name__}: {exc}") from exc
+        self.traffic.record(peer.id, sent=len(content), received=len(response.content))
         status = response.status_code
         if status == 200:
             if len(response.content) > MAX_FRAME:

@@ -7,6 +7,7 @@ with a short notice in the query string.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
@@ -23,6 +24,7 @@ from dtim.api.auth import AdminAuth, Session
 from dtim.crypto.auditlog import AuditEvent
 from dtim.errors import ValidationError
 from dtim.model import IndicatorType, PeerStatus, Scope, Tlp
+from dtim.model.indicator import JsonValue
 from dtim.privacy import PrivacyLevel
 from dtim.store import SortKey
 from dtim.web import charts
@@ -45,6 +47,38 @@ AUDIT_EVENTS = (
     "indicator_verdict",
     "peer_groups_changed",
 )
+
+
+_LONG_ID = re.compile(r"[0-9a-f]{32,}")
+
+
+def _shown(value: JsonValue) -> str:
+    """One gossip health value as text: no Python reprs, long ids shortened."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, str):
+        return value[:16] + "…" if _LONG_ID.fullmatch(value) else value
+    if isinstance(value, list):
+        return ", ".join(_shown(v) for v in value) or "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{k.replace('_', ' ')} {_shown(v)}" for k, v in value.items()) or "—"
+    return str(value)
+
+
+def health_rows(gossip: Mapping[str, JsonValue]) -> list[tuple[str, str]]:
+    """The overview's gossip health as (label, text) rows; per-peer figures are on /peers."""
+    rows = []
+    for key, value in gossip.items():
+        if key == "peers":
+            continue
+        if key == "last_round" and isinstance(value, str):
+            value = value[:19].replace("T", " ") + " UTC"
+        rows.append((key.replace("_", " "), _shown(value)))
+    return rows
 
 
 def _split(raw: object) -> list[str]:
@@ -92,6 +126,7 @@ def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> 
             "overview.html",
             "overview",
             view=view,
+            health=health_rows(view.gossip),
             hourly_chart=charts.hourly_by_source(view.stats.hourly, now=now),
             confidence_chart=charts.histogram(
                 view.stats.confidence_histogram,
