@@ -84,6 +84,8 @@ class MeshNode:
     admin_port: int
     node_id: str = ""
     public_key: str = ""
+    admin_password: str = ""
+    """The dashboard password ``dtim init --json`` printed (once)."""
     peers: list[JsonObject] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
 
@@ -91,6 +93,11 @@ class MeshNode:
     def url(self) -> str:
         """The peer API's URL."""
         return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        """The admin listener's URL (dashboard, admin API, /metrics)."""
+        return f"http://127.0.0.1:{self.admin_port}"
 
     @property
     def log(self) -> Path:
@@ -287,7 +294,9 @@ def init_homes(root: Path, names: Sequence[str]) -> list[MeshNode]:
     for node, process in zip(nodes, running, strict=True):
         out, err = process.communicate(timeout=60)
         assert process.returncode == 0, err.decode()
-        node.node_id = json.loads(out)["node_id"]
+        created = json.loads(out)
+        node.node_id = created["node_id"]
+        node.admin_password = created["admin_password"]
         node.public_key = load_public_identity(node.home / "keys")[1]
     return nodes
 
