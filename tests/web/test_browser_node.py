@@ -256,6 +256,10 @@ def test_dashboard_of_a_running_node(pair: Pair) -> None:
             page.click("button:has-text('Show')")
             expect(audit.locator("tbody tr").first).to_contain_text(b.node_id)
 
+            # Settings: the node's real key files, with ages.
+            page.goto(base + "/settings")
+            expect(page.locator("#keys tbody tr")).to_have_count(3)
+
             # Log out: the session is gone for pages and the API alike.
             page.goto(base + "/")
             page.click("button:has-text('Log out')")
