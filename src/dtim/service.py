@@ -32,6 +32,7 @@ from dtim.crypto.auditlog import AuditLog
 from dtim.crypto.evidence import seal_evidence
 from dtim.crypto.identity import NodeIdentity, create_identity, load_identity, verify_ed25519
 from dtim.crypto.keyring import Keyring
+from dtim.crypto.nodekeys import NodeKeys
 from dtim.crypto.passwords import new_password
 from dtim.crypto.signatures import MessageSigner, RequestVerifier
 from dtim.crypto.tls import PeerTrust, issue_node_certificates
@@ -39,7 +40,7 @@ from dtim.errors import ConfigError, DTIMError, GossipError, SignatureError, Val
 from dtim.gossip.corroboration import NewReportQuota
 from dtim.gossip.dandelion import DandelionConfig, Router
 from dtim.gossip.inbox import Inbox, subject_of
-from dtim.gossip.nodeinfo import NodeInfo, fetch_node_info, node_document
+from dtim.gossip.nodeinfo import NodeInfo, fetch_node_info
 from dtim.gossip.outbox import REPORTER_SECRET_LABEL, reporter_secret
 from dtim.gossip.peers import (
     DefaultPeer,
@@ -56,6 +57,7 @@ from dtim.gossip.protocol import decode_item
 from dtim.gossip.report import ItemId, Report
 from dtim.gossip.reputation import Reputation
 from dtim.gossip.responder import Responder
+from dtim.gossip.rollout import KeyFiles, KeyMaintenance, current_document, key_owner
 from dtim.gossip.sync import GossipLoop, RoundSettings
 from dtim.gossip.transport import HttpTransport
 from dtim.gossip.views import ItemIndex
@@ -218,6 +220,8 @@ async def run_node(home: NodeHome) -> None:
     gossip: GossipRuntime | None = None
     try:
         gossip = await build_gossip(home, store, identity, audit, clock)
+        gossip.maintenance = key_maintenance(home, store, gossip, keyring, clock)
+        await gossip.maintenance.prepare()
         servers = [
             _NodeServer(
                 uvicorn.Config(
@@ -670,6 +674,10 @@ class GossipRuntime:
     items: GossipStore
     audit: AuditLog
     api: PeerApi
+    keys: NodeKeys | None = None
+    verifier: RequestVerifier | None = None
+    maintenance: KeyMaintenance | None = None
+    """Key rotation and rollover delivery (:func:`key_maintenance`); run_node sets it."""
 
     def server_config(self, home: NodeHome) -> uvicorn.Config:
         """uvicorn settings of the peer API: HTTPS with the runtime mTLS trust set."""
@@ -690,17 +698,23 @@ class GossipRuntime:
 
     def background(self) -> list[tuple[str, Coroutine[Any, Any, Any]]]:
         """The gossip tasks every node process runs, by name (the leader's: :meth:`leader_work`)."""
-        return [
+        work = [
             ("peers-refresh", self.directory.run()),
             ("default-peers", self.adopt_defaults()),
         ]
+        if self.maintenance is not None:
+            work.append(("key-files", self.maintenance.follow()))
+        return work
 
     def leader_work(self) -> list[tuple[str, Coroutine[Any, Any, Any]]]:
         """The gossip tasks only the leader process runs: rounds and the aging sweeper."""
-        return [
+        work = [
             ("gossip-rounds", self.loop.run()),
             ("aging-sweeper", self.loop.sweep_forever()),
         ]
+        if self.maintenance is not None:
+            work.append(("key-rotation", self.maintenance.run()))
+        return work
 
     async def adopt_defaults(self) -> None:
         """Bring ``network.default_peers`` into the store, retrying unreachable ones later."""
@@ -750,13 +764,13 @@ def _fetcher(seconds: float) -> Callable[[str], Awaitable[NodeInfo]]:
 
 
 def _tombstone_verifier(
-    identity: NodeIdentity, directory: PeerDirectory
+    keys: NodeKeys, directory: PeerDirectory
 ) -> Callable[[str, bytes, str], bool]:
     def verify(issuer: str, payload: bytes, signature: str) -> bool:
-        if issuer == identity.node_id:
-            key = identity.public_key_b64
-        else:
-            peer = directory.get(issuer)
+        key = keys.public_key_of(issuer)  # ours, under any id of the rollover chain
+        if key is None:
+            # A peer that rolled its key over issues under its new key's id.
+            peer = directory.get(issuer) or directory.get(keys.owner(issuer) or "")
             if peer is None or not peer.public_key:
                 return False
             key = peer.public_key
@@ -799,15 +813,16 @@ async def build_gossip(
     items = GossipStore(store)
     trust = PeerTrust(home.tls_cert, home.tls_key)
     directory = PeerDirectory(store, items, trust=trust.set_peers)
+    keys = NodeKeys(identity, owner=key_owner(directory))
     index = ItemIndex(
         privacy,
         model,
         secret=reporter_secret(identity.sign(REPORTER_SECRET_LABEL)),
-        verify=_tombstone_verifier(identity, directory),
+        verify=_tombstone_verifier(keys, directory),
     )
     reputation = Reputation(clock)
     transport = HttpTransport(
-        identity,
+        keys,
         home.tls_cert,
         home.tls_key,
         pins=directory.pin,
@@ -869,14 +884,14 @@ async def build_gossip(
         traffic=transport.traffic,
     )
     endpoint = network.public_endpoint or f"https://{network.listen_address}:{network.listen_port}"
-    document = node_document(
-        identity,
+    document = current_document(
+        keys,
         endpoint=endpoint,
         ca_pem=home.tls_ca.read_text(encoding="ascii"),
         software=f"dtim/{__version__}",
     )
     api = PeerApi(
-        document=lambda: document,
+        document=document,
         node=loop,
         responder=Responder(index, clock=clock),
         directory=directory,
@@ -895,11 +910,34 @@ async def build_gossip(
         api,
         trust=trust,
         verifier=verifier,
-        signer=MessageSigner(identity, clock=clock),
+        signer=MessageSigner(keys, clock=clock),
         max_body_bytes=network.max_body_bytes,
         audit=audit,
     )
-    return GossipRuntime(loop, directory, transport, trust, app, defaults, items, audit, api)
+    return GossipRuntime(
+        loop, directory, transport, trust, app, defaults, items, audit, api, keys, verifier
+    )
+
+
+def key_maintenance(
+    home: NodeHome, store: Store, gossip: GossipRuntime, keyring: Keyring, clock: Clock
+) -> KeyMaintenance:
+    """Key rotation on ``security.key_rotation_days`` and rollover delivery for a running node."""
+    if gossip.keys is None or gossip.verifier is None:
+        raise ConfigError("the gossip runtime has no key set", key="security")
+    return KeyMaintenance(
+        KeyFiles(home.keys_dir, home.certs_dir),
+        keys=gossip.keys,
+        store=store,
+        directory=gossip.directory,
+        transport=gossip.transport,
+        verifier=gossip.verifier,
+        trust=gossip.trust,
+        keyring=keyring,
+        audit=gossip.audit,
+        clock=clock,
+        rotation_days=home.settings.security.key_rotation_days,
+    )
 
 
 async def _load_items(index: ItemIndex, items: GossipStore, clock: Clock) -> None:

@@ -75,7 +75,7 @@ class SignedRequestAuth(httpx.Auth):
             ],
             body=response.content,
             responder_public_key=self._responder_key,
-            our_node_id=self._signer.key_id,
+            our_node_id=signed.key_id or self._signer.key_id,
             request_signature=signed.signature,
             now=self._clock.now(),
         )

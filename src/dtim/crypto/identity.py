@@ -173,7 +173,19 @@ def load_identity(keys_dir: Path) -> NodeIdentity:
         CryptoError: the key file is missing, group/other-accessible, truncated or
             not an Ed25519 key, or ``identity.pub`` (when present) does not match it.
     """
-    path = keys_dir / IDENTITY_KEY_FILE
+    identity = load_private_key_file(keys_dir / IDENTITY_KEY_FILE)
+    pub_path = keys_dir / IDENTITY_PUB_FILE
+    if pub_path.exists():
+        _check_public_matches(identity, read_public(pub_path, "identity public key"), pub_path)
+    return identity
+
+
+def load_private_key_file(path: Path) -> NodeIdentity:
+    """Load one Ed25519 private key file (PKCS#8 PEM, mode 0600) as an identity.
+
+    Raises:
+        CryptoError: missing, group/other-accessible, truncated or not an Ed25519 key.
+    """
     data = read_secret(path, "identity key")
     try:
         key = serialization.load_pem_private_key(data, password=None)
@@ -182,11 +194,7 @@ def load_identity(keys_dir: Path) -> NodeIdentity:
         raise CryptoError(f"{path}: identity key is truncated or not a PEM private key") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise CryptoError(f"{path}: identity key is not an Ed25519 key")
-    identity = NodeIdentity(key)
-    pub_path = keys_dir / IDENTITY_PUB_FILE
-    if pub_path.exists():
-        _check_public_matches(identity, read_public(pub_path, "identity public key"), pub_path)
-    return identity
+    return NodeIdentity(key)
 
 
 def _check_public_matches(identity: NodeIdentity, pem: bytes, path: Path) -> None:

@@ -4,7 +4,10 @@
   (old key, new key, time) is signed by the old key — so peers that pinned the
   old key accept the new one without a new manual approval — and also by the new
   key, proving its holder has it. Statements accumulate in ``keys/rollover.json``
-  for the node to present to peers.
+  for the node to present to peers. The old private key moves to
+  ``keys/retired/<old node id>.key`` (0600): peers that have not yet taken the
+  statement still know the node by it, and the statement must reach them in a
+  request signed with it. The node deletes it once every peer has the new key.
 * **TLS**: the node certificate is re-issued from the node CA (which peers pin).
 * **Logs**: the keyring gains a key; every old key stays.
 
@@ -36,17 +39,20 @@ from dtim.crypto.identity import (
     NodeIdentity,
     decode_public_key,
     load_identity,
+    load_private_key_file,
     node_id_of,
     save_identity,
     verify_ed25519,
 )
-from dtim.crypto.keyfiles import read_public, write_public
+from dtim.crypto.keyfiles import read_public, write_public, write_secret
 from dtim.crypto.keyring import KEYRING_FILE, Keyring
 from dtim.errors import CryptoError, SignatureError, ValidationError
 from dtim.model.clock import iso, parse_time
 from dtim.model.indicator import JsonValue
 
 ROLLOVER_FILE = "rollover.json"
+RETIRED_DIR = "retired"
+"""Under ``keys/``: old identity keys still needed to reach peers that lag behind."""
 ROLLOVER_TYPE = "dtim-key-rollover"
 _CERT_BACKDATE = timedelta(minutes=5)  # certs.py backdates not_valid_before by this much
 
@@ -191,11 +197,52 @@ def rotate_identity(keys_dir: Path, *, now: datetime) -> RolloverStatement:
     new = NodeIdentity.generate()
     statement = make_rollover(old, new, now=now)
     history = [s.to_json() for s in load_rollovers(keys_dir)] + [statement.to_json()]
-    # Statement first: if we crash before the key is replaced, the old key still
-    # works and the unused statement is harmless; the reverse would strand peers.
+    # Statement and retired key first: if we crash before the key is replaced, the
+    # old key still works and the unused statement is harmless; the reverse would
+    # strand peers.
+    write_secret(retired_key_path(keys_dir, old.node_id), old.private_pem())
     write_public(keys_dir / ROLLOVER_FILE, orjson.dumps(history, option=orjson.OPT_INDENT_2))
     save_identity(new, keys_dir)
     return statement
+
+
+def retired_key_path(keys_dir: Path, node_id: str) -> Path:
+    """Where the retired identity key with this node id is kept."""
+    return keys_dir / RETIRED_DIR / f"{node_id}.key"
+
+
+def load_retired(keys_dir: Path) -> dict[str, NodeIdentity]:
+    """The retired identity keys still kept, by node id.
+
+    Raises:
+        CryptoError: a key file is unreadable, too open, or not named after its key.
+    """
+    directory = keys_dir / RETIRED_DIR
+    if not directory.is_dir():
+        return {}
+    found: dict[str, NodeIdentity] = {}
+    for path in sorted(directory.glob("*.key")):
+        identity = load_private_key_file(path)
+        if identity.node_id != path.stem:
+            raise CryptoError(f"{path}: the key in the file is {identity.node_id[:16]}")
+        found[identity.node_id] = identity
+    return found
+
+
+def drop_retired(keys_dir: Path, node_id: str) -> bool:
+    """Delete a retired identity key no peer needs any more; True when a file was removed.
+
+    Raises:
+        CryptoError: the file exists but cannot be removed.
+    """
+    path = retired_key_path(keys_dir, node_id)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise CryptoError(f"{path}: cannot remove retired key: {exc.strerror}") from exc
+    return True
 
 
 def rotate_tls(certs_dir: Path, *, now: datetime) -> str:

@@ -23,8 +23,10 @@ Keys are looked up through :class:`PeerKeys`, so any store can back it.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -61,6 +63,7 @@ __all__ = [
     "PeerKeys",
     "RequestVerifier",
     "SignedHeaders",
+    "SigningKeys",
     "StaticPeerKeys",
     "VerifiedRequest",
     "verify_response",
@@ -106,26 +109,52 @@ class SignedHeaders:
 
     headers: tuple[tuple[str, str], ...]
     signature: bytes
+    key_id: str = ""
+    """The ``keyid`` signed with (a signed response names it as recipient)."""
+
+
+class SigningKeys(Protocol):
+    """A node's identities across a key rollover (:class:`dtim.crypto.nodekeys.NodeKeys`)."""
+
+    @property
+    def current(self) -> NodeIdentity:
+        """The newest identity."""
+        ...
+
+    def for_peer(self, peer: str) -> NodeIdentity:
+        """The identity ``peer`` (a peer id or a requester's key id) knows this node by."""
+        ...
 
 
 class MessageSigner:
-    """Signs requests and responses with this node's identity."""
+    """Signs requests and responses with this node's identity.
+
+    Given :class:`SigningKeys` instead of one identity, each message is signed
+    with the key its recipient knows (a peer that has not yet taken a rollover
+    statement still verifies the old key).
+    """
 
     def __init__(
         self,
-        identity: NodeIdentity,
+        identity: NodeIdentity | SigningKeys,
         *,
         clock: Clock | None = None,
         expires_in: int = DEFAULT_WINDOW_SECONDS,
     ) -> None:
-        self._identity = identity
+        self._keys = identity
         self._clock = clock or SystemClock()
         self._expires_in = expires_in
 
     @property
     def key_id(self) -> str:
-        """Our ``keyid``: the node id."""
-        return self._identity.node_id
+        """Our ``keyid``: the (current) node id."""
+        return self._for(None).node_id
+
+    def _for(self, peer: str | None) -> NodeIdentity:
+        keys = self._keys
+        if isinstance(keys, NodeIdentity):
+            return keys
+        return keys.current if peer is None else keys.for_peer(peer)
 
     def sign_request(
         self, *, method: str, path: str, query: str | None, body: bytes, recipient: str
@@ -133,7 +162,7 @@ class MessageSigner:
         """Headers to add to a request for ``recipient`` (its node id)."""
         headers = [("content-digest", content_digest(body)), (RECIPIENT_HEADER, recipient)]
         message = HttpMessage(method=method.upper(), path=path, query=query, headers=headers)
-        return self._sign(REQUEST_COMPONENTS, REQUEST_TAG, message, headers)
+        return self._sign(REQUEST_COMPONENTS, REQUEST_TAG, message, headers, self._for(recipient))
 
     def sign_response(
         self, *, status: int, body: bytes, requester: str, request_signature: bytes
@@ -142,7 +171,7 @@ class MessageSigner:
         headers = [("content-digest", content_digest(body)), (RECIPIENT_HEADER, requester)]
         request = HttpMessage(headers=[("signature", _signature_field(request_signature))])
         message = HttpMessage(status=status, headers=headers, request=request)
-        return self._sign(RESPONSE_COMPONENTS, RESPONSE_TAG, message, headers)
+        return self._sign(RESPONSE_COMPONENTS, RESPONSE_TAG, message, headers, self._for(requester))
 
     def _sign(
         self,
@@ -150,23 +179,24 @@ class MessageSigner:
         tag: str,
         message: HttpMessage,
         headers: list[tuple[str, str]],
+        identity: NodeIdentity,
     ) -> SignedHeaders:
         created = int(self._clock.now().timestamp())
         params = (
             ("created", created),
             ("expires", created + self._expires_in),
             ("nonce", secrets.token_urlsafe(18)),
-            ("keyid", self._identity.node_id),
+            ("keyid", identity.node_id),
             ("alg", ALGORITHM),
             ("tag", tag),
         )
-        signature = self._identity.sign(signature_base(components, params, message))
+        signature = identity.sign(signature_base(components, params, message))
         headers = [
             *headers,
             ("signature-input", f"{LABEL}={signature_params(components, params)}"),
             ("signature", _signature_field(signature)),
         ]
-        return SignedHeaders(tuple(headers), signature)
+        return SignedHeaders(tuple(headers), signature, identity.node_id)
 
 
 def _signature_field(signature: bytes) -> str:
@@ -254,6 +284,8 @@ class RequestVerifier:
     Args:
         node_id: our node id; requests for another recipient are rejected.
         keys: where signing keys and their status come from.
+        aliases: other ids of ours that peers may still address us by (the ids
+            before an identity rollover); settable at runtime.
         window_seconds: allowed clock difference for ``created`` (both directions).
         nonces: replay cache (an in-memory one by default; share one across processes
             with a store-backed implementation).
@@ -268,8 +300,10 @@ class RequestVerifier:
         window_seconds: int = DEFAULT_WINDOW_SECONDS,
         nonces: NonceCache | None = None,
         clock: Clock | None = None,
+        aliases: Iterable[str] = (),
     ) -> None:
         self.node_id = node_id
+        self.aliases = frozenset(aliases)
         self._keys = keys
         self._window = window_seconds
         # ``is not None``: an empty shared cache is falsy and must still be used.
@@ -301,7 +335,8 @@ class RequestVerifier:
             SignatureError: rejected; ``reason`` says why.
         """
         parsed = _parse_signature(headers, REQUEST_TAG, REQUEST_COMPONENTS)
-        if field_value(headers, RECIPIENT_HEADER) != self.node_id:
+        recipient = field_value(headers, RECIPIENT_HEADER)
+        if recipient != self.node_id and recipient not in self.aliases:
             raise SignatureError("wrong recipient: this request is meant for another node")
         moment = int((now or self._clock.now()).timestamp())
         if abs(moment - parsed.created) > self._window:

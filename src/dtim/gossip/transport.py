@@ -35,7 +35,7 @@ from dtim.crypto.httpauth import SignedRequestAuth
 from dtim.crypto.identity import (
     NodeIdentity,
 )
-from dtim.crypto.signatures import MessageSigner
+from dtim.crypto.signatures import MessageSigner, SigningKeys
 from dtim.crypto.tls import client_context
 from dtim.errors import (
     CryptoError,
@@ -111,7 +111,8 @@ class HttpTransport:
     """:class:`GossipTransport` over HTTPS with mTLS and signed requests.
 
     Args:
-        identity: this node's identity (signs every request).
+        identity: this node's identity (signs every request), or its keys across a
+            rollover (each peer gets requests and bodies signed with the key it knows).
         cert_path: the node certificate, presented as client certificate.
         key_path: its key.
         pins: the pinned CA PEM of a peer id (None when the peer has none yet).
@@ -123,7 +124,7 @@ class HttpTransport:
 
     def __init__(
         self,
-        identity: NodeIdentity,
+        identity: NodeIdentity | SigningKeys,
         cert_path: Path,
         key_path: Path,
         *,
@@ -143,11 +144,28 @@ class HttpTransport:
         self._timeout = timeout
         self._clock = clock
         self._clients: dict[str, tuple[tuple[str, str, str], httpx.AsyncClient]] = {}
+        self._stale: list[httpx.AsyncClient] = []
+
+    def _body_key(self, peer_id: str) -> NodeIdentity:
+        keys = self._identity
+        return keys if isinstance(keys, NodeIdentity) else keys.for_peer(peer_id)
 
     async def close(self) -> None:
         """Close every connection."""
         clients, self._clients = self._clients, {}
-        for _, client in clients.values():
+        stale, self._stale = self._stale, []
+        for client in [*(c for _, c in clients.values()), *stale]:
+            await client.aclose()
+
+    async def renew(self) -> None:
+        """New connections present the node certificate as it is now on disk (TLS rotation).
+
+        Open connections finish what they are doing; they are closed at the next renewal
+        or at :meth:`close`.
+        """
+        stale, self._stale = self._stale, [c for _, c in self._clients.values()]
+        self._clients = {}
+        for client in stale:
             await client.aclose()
 
     async def forget(self, peer_id: str) -> None:
@@ -227,6 +245,17 @@ class HttpTransport:
             raise PeerUnreachable(f"peer {peer.id[:16]} answered {status} to {path}: {reason}")
         raise ProtocolError(f"peer {peer.id[:16]} answered {status} to {path}: {reason}")
 
+    async def post_json(self, peer: Peer, path: str, body: JsonObject) -> JsonObject:
+        """POST a JSON object to one of the peer API's paths; returns the peer's JSON answer.
+
+        Raises:
+            PeerUnreachable: network, timeout, 5xx or 429.
+            PeerRejected: TLS refused, 401/403 (the reason says why), bad response signature.
+            ProtocolError: any other answer, or one that is not a JSON object.
+        """
+        response = await self._call(peer, path, content=orjson.dumps(body), json=True)
+        return _json_object(response.content)
+
     async def reconcile(self, peer: Peer, session: str, message: bytes) -> bytes:
         """Send one reconciliation message; returns the reply (empty when the peer is done)."""
         response = await self._call(peer, RECONCILE_PATH, content=message, session=session)
@@ -249,7 +278,7 @@ class HttpTransport:
             body: dict[str, JsonValue] = {"indicators": [item.to_json() for item in group]}
             if stem:
                 body["stem"] = True
-            signed = sign_body(body, self._identity)
+            signed = sign_body(body, self._body_key(peer.id))
             response = await self._call(peer, GOSSIP_PATH, content=orjson.dumps(signed), json=True)
             answer = _json_object(response.content)
             received = answer.get("received")
