@@ -19,9 +19,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -87,6 +88,21 @@ def _answers(node: MeshNode) -> bool:
     except httpx.HTTPError:
         return False
     return ready and info.status_code == 200
+
+
+def reload_until(page: Any, url: str, condition: Callable[[], bool], what: str, mesh: Mesh) -> None:
+    """Load ``url`` again and again until ``condition`` holds on the page (deadline: GOSSIP s).
+
+    Raises:
+        AssertionError: it did not hold in time (with ``what`` and the nodes' logs).
+    """
+    deadline = time.monotonic() + GOSSIP
+    while True:
+        page.goto(url)
+        if condition():
+            return
+        assert time.monotonic() < deadline, f"not within {GOSSIP:.0f} s: {what}\n{mesh.logs()}"
+        page.wait_for_timeout(500)  # between loads of a polled page
 
 
 @pytest.fixture
@@ -206,25 +222,31 @@ def test_dashboard_of_a_running_node(pair: Pair) -> None:
 
             # B's indicator arrives over the new link; reload until it shows, with a deadline.
             found = page.locator("#results tbody tr", has_text=B_VALUE)
-            deadline = time.monotonic() + GOSSIP
-            while True:
-                page.goto(base + "/indicators?" + urlencode({"q": B_VALUE}))
-                if found.count() == 1:
-                    break
-                assert time.monotonic() < deadline, f"B's indicator not on A:\n{pair.mesh.logs()}"
-                page.wait_for_timeout(500)  # between reloads of a polled page
+            reload_until(
+                page,
+                base + "/indicators?" + urlencode({"q": B_VALUE}),
+                lambda: found.count() == 1,
+                "B's indicator on A's Indicators page",
+                pair.mesh,
+            )
             found.get_by_role("link", name=B_VALUE).click()
             expect(page.locator("h1")).to_have_text(B_VALUE)
             expect(page.locator("dt:text-is('Sources') + dd")).to_have_text("gossip")
             # A's own indicators went the other way.
             pair.mesh.wait_for(lambda: set(A_VALUES) <= b.values(), "A's indicators on B", GOSSIP)
 
-            # The peers page shows the contact and the bytes the sessions made; the overview
-            # the gossip health in plain words.
-            page.goto(base + "/peers")
-            expect(approved).not_to_contain_text("never")
-            expect(approved.locator("td.num").nth(1)).to_have_text(
-                re.compile(r"^[1-9]\d* / [1-9]\d*$")
+            # A session A started (not only B's calls) leaves the contact time and the bytes
+            # on the Peers page, and the overview shows the gossip health in plain words.
+            traffic = approved.locator("td.num").nth(1)
+            reload_until(
+                page,
+                base + "/peers",
+                lambda: (
+                    re.fullmatch(r"[1-9]\d* / [1-9]\d*", traffic.inner_text().strip()) is not None
+                    and "never" not in approved.inner_text()
+                ),
+                "contact time and bytes exchanged with B on A's Peers page",
+                pair.mesh,
             )
             page.goto(base + "/")
             health = page.locator("#gossip-health")
@@ -248,8 +270,15 @@ def test_dashboard_of_a_running_node(pair: Pair) -> None:
             expect(page.locator(f"#peers-revoked tr[data-peer='{b.node_id}']")).to_be_visible()
 
             # The audit log: approval, sharing with B and revocation, decrypted.
-            page.goto(base + "/logs")
             audit = page.locator("#audit")
+            reload_until(
+                page,
+                base + "/logs?" + urlencode({"event": "indicators_shared"}),
+                lambda: audit.locator("tbody tr", has_text=b.node_id).count() > 0,
+                "indicators shared with B in A's audit log",
+                pair.mesh,
+            )
+            page.goto(base + "/logs")
             for event in ("peer_added", "peer_approved", "indicators_shared", "peer_revoked"):
                 expect(audit).to_contain_text(event)
             page.select_option("select[name=event]", "indicators_shared")
