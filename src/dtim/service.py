@@ -34,6 +34,7 @@ from dtim.crypto.identity import NodeIdentity, create_identity, load_identity, v
 from dtim.crypto.keyring import Keyring
 from dtim.crypto.nodekeys import NodeKeys
 from dtim.crypto.passwords import new_password
+from dtim.crypto.rotation import first_node_id
 from dtim.crypto.signatures import MessageSigner, RequestVerifier
 from dtim.crypto.tls import PeerTrust, issue_node_certificates
 from dtim.errors import ConfigError, DTIMError, GossipError, SignatureError, ValidationError
@@ -442,7 +443,8 @@ async def lead_when_elected(
     interval = leader_interval(home)
     lock: LeaderLock = SoleProcessLock()
     if store.dialect == "postgresql":
-        node_id = load_identity(home.keys_dir).node_id
+        # The id before any key rollover: processes started before and after one share the lock.
+        node_id = first_node_id(home.keys_dir)
         lock = AdvisoryLock(home.database_url, lock_key(node_id), timeout=max(1.0, interval))
     process = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -931,7 +933,7 @@ def key_maintenance(
         store=store,
         directory=gossip.directory,
         transport=gossip.transport,
-        verifier=gossip.verifier,
+        addressees=(gossip.verifier, gossip.loop.inbox),
         trust=gossip.trust,
         keyring=keyring,
         audit=gossip.audit,

@@ -9,15 +9,17 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from dtim.crypto.certs import NODE_CERT_FILE, certificate_fingerprint
+from dtim.crypto.certs import NODE_CERT_FILE, certificate_fingerprint, issue_node_certificates
 from dtim.crypto.identity import NodeIdentity, create_identity, load_identity
 from dtim.crypto.keyring import Keyring
 from dtim.crypto.nodekeys import NodeKeys
 from dtim.crypto.rotation import (
     RotationKind,
+    first_node_id,
     load_rollovers,
     make_rollover,
     retired_key_path,
@@ -25,6 +27,7 @@ from dtim.crypto.rotation import (
 )
 from dtim.crypto.signatures import MessageSigner, PeerKey, RequestVerifier, StaticPeerKeys
 from dtim.errors import PeerRejected, SignatureError
+from dtim.gossip.report import Report
 from dtim.gossip.rollout import (
     STATE_KEY,
     KeyMaintenance,
@@ -32,7 +35,7 @@ from dtim.gossip.rollout import (
     chain_keys,
     links,
 )
-from dtim.model import Clock, FakeClock, Peer, PeerId, PeerStatus, SystemClock
+from dtim.model import Clock, FakeClock, Peer, PeerId, PeerStatus, SystemClock, Tlp
 from dtim.model.indicator import JsonValue
 from dtim.service import key_maintenance
 from tests.gossip.localnode import LocalNode, local_nodes
@@ -111,6 +114,12 @@ async def test_signed_requests_use_the_per_peer_key_and_old_ids_stay_recipients(
 # -- on real nodes ------------------------------------------------------------------------
 
 
+def fresh(value: str, **overrides: Any) -> Report:
+    """A report made this hour (the shared factory's is from March)."""
+    bucket = int(datetime.now(UTC).timestamp()) // 3600 * 3600
+    return make_report(value, bucket=bucket, expires=bucket + 30 * 86400, **overrides)
+
+
 def _dead_endpoint() -> str:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -137,9 +146,11 @@ def _maintenance(node: LocalNode, *, clock: Clock | None = None, days: int = 7) 
     )
 
 
-async def _ghost(node: LocalNode, ca_pem: str) -> Peer:
-    """An approved peer that knew our old key and is not reachable."""
+async def _ghost(node: LocalNode, root: Path) -> Peer:
+    """An approved peer (with a CA of its own) that knew our old key and is not reachable."""
     ghost = NodeIdentity.generate()
+    made = issue_node_certificates(root / "ghost", ["127.0.0.1"], now=datetime.now(UTC))
+    ca_pem = made.ca_cert.read_text()
     peer = Peer(
         id=PeerId(ghost.node_id),
         endpoint=_dead_endpoint(),
@@ -191,10 +202,10 @@ async def test_the_schedule_is_off_at_zero_days(pair: list[LocalNode]) -> None:
 
 
 async def test_a_rollover_reaches_the_reachable_peer_and_waits_for_the_other(
-    pair: list[LocalNode],
+    pair: list[LocalNode], tmp_path: Path
 ) -> None:
     a, b = pair
-    ghost = await _ghost(a, b.ca_pem)
+    ghost = await _ghost(a, tmp_path)
     maintenance = _maintenance(a)
     await maintenance.prepare()
     old = a.identity
@@ -230,9 +241,14 @@ async def test_a_rollover_reaches_the_reachable_peer_and_waits_for_the_other(
     b_at_a = a.runtime.directory.get(b.id)
     assert a_at_b is not None
     assert b_at_a is not None
-    # (Each raises PeerRejected if the other side refuses the signature.)
-    await a.runtime.transport.push(b_at_a, [make_report("45.155.0.1")])
-    await b.runtime.transport.push(a_at_b, [make_report("45.155.0.2")])
+    assert await a.runtime.transport.push(b_at_a, [fresh("45.155.0.1")]) == 1
+    assert await b.runtime.transport.push(a_at_b, [fresh("45.155.0.2")]) == 1
+    # RED for a under its old id (the id b knows it by) is still for a; for others it is not.
+    red = [
+        fresh("45.155.0.5", tlp=Tlp.RED, recipients=(old.node_id,)),
+        fresh("45.155.0.6", tlp=Tlp.RED, recipients=(ghost.id,)),
+    ]
+    assert await b.runtime.transport.push(a_at_b, red) == 1
     assert retired_key_path(a.home.keys_dir, old.node_id).exists()  # the ghost still needs it
     events = {e["event"] for e in a.audit.read(datetime.now(UTC).date())}
     assert {"identity_rollover_started", "rollover_delivered"} <= events
@@ -240,7 +256,7 @@ async def test_a_rollover_reaches_the_reachable_peer_and_waits_for_the_other(
     # Delivered, but the answer was lost: b now refuses the old key, which tells a it is done.
     keys.set_known({**keys.known, b.id: old.node_id})
     with pytest.raises(PeerRejected, match="key revoked"):
-        await a.runtime.transport.push(b_at_a, [make_report("45.155.0.3")])
+        await a.runtime.transport.push(b_at_a, [fresh("45.155.0.3")])
     assert await maintenance.deliver() == 1
     assert keys.known == {ghost.id: old.node_id}
     assert any(
@@ -250,10 +266,10 @@ async def test_a_rollover_reaches_the_reachable_peer_and_waits_for_the_other(
 
 
 async def test_a_restart_carries_on_and_a_revoked_peer_releases_the_old_key(
-    pair: list[LocalNode],
+    pair: list[LocalNode], tmp_path: Path
 ) -> None:
     a, b = pair
-    ghost = await _ghost(a, b.ca_pem)
+    ghost = await _ghost(a, tmp_path)
     first = _maintenance(a)
     await first.prepare()
     old = a.identity
@@ -277,6 +293,7 @@ async def test_a_restart_carries_on_and_a_revoked_peer_releases_the_old_key(
     assert second.keys.known == {}
     assert not retired_key_path(a.home.keys_dir, old.node_id).exists()
     assert len(load_rollovers(a.home.keys_dir)) == 1  # statements stay: they prove the chain
+    assert first_node_id(a.home.keys_dir) == old.node_id  # the leader lock's key stays
 
 
 async def test_a_key_replaced_without_a_statement_is_not_adopted(pair: list[LocalNode]) -> None:

@@ -187,6 +187,18 @@ def load_rollovers(keys_dir: Path) -> list[RolloverStatement]:
     return statements
 
 
+def first_node_id(keys_dir: Path) -> str:
+    """The node id before any rollover: the same for the life of the home (keys locks by node).
+
+    Raises:
+        CryptoError: the rollover statements or the identity key are unusable.
+    """
+    rollovers = load_rollovers(keys_dir)
+    if rollovers:
+        return rollovers[0].old_node_id
+    return load_identity(keys_dir).node_id
+
+
 def rotate_identity(keys_dir: Path, *, now: datetime) -> RolloverStatement:
     """Replace the identity key with a new one; record and return the rollover statement.
 

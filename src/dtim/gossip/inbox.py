@@ -173,7 +173,9 @@ class Inbox:
         index: the node's items.
         store: the indicators store.
         items: the gossip tables.
-        node_id: this node's id (a TLP:RED report must name it).
+        node_id: this node's id (a TLP:RED report must name it); its ``aliases``
+            attribute holds the ids from before an identity rollover, which peers
+            may still name (set at runtime).
         quota: new reports per peer per round.
         clock: time.
         reputation: penalties and credits per peer (optional).
@@ -196,6 +198,7 @@ class Inbox:
         self.store = store
         self.items = items
         self.node_id = node_id
+        self.aliases: frozenset[str] = frozenset()
         self.quota = quota
         self.clock = clock
         self.reputation = reputation
@@ -290,7 +293,9 @@ class Inbox:
                 if isinstance(item, Tombstone):
                     self.index.check(item)
                 else:
-                    if addressed_elsewhere(item, self.node_id):
+                    if all(
+                        addressed_elsewhere(item, ours) for ours in (self.node_id, *self.aliases)
+                    ):
                         sorting.invalid.append(item.indicator)
                         continue
                     subject = subject_of(item)

@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from dtim.crypto.certs import NODE_CERT_FILE
 from dtim.crypto.identity import IDENTITY_KEY_FILE, NodeIdentity, load_identity, node_id_of
@@ -46,7 +47,6 @@ from dtim.crypto.rotation import (
     rotate_identity,
     rotate_tls,
 )
-from dtim.crypto.signatures import RequestVerifier
 from dtim.crypto.tls import PeerTrust
 from dtim.errors import CryptoError, GossipError, PeerRejected, StoreError
 from dtim.gossip.directory import Backoff, PeerDirectory
@@ -95,6 +95,13 @@ class RolloutState:
         if not isinstance(peers, dict):
             return None
         return cls(str(value["key"]), {str(k): v for k, v in peers.items() if isinstance(v, str)})
+
+
+class Addressee(Protocol):
+    """Something that accepts messages for this node's id or one of its older ids."""
+
+    node_id: str
+    aliases: frozenset[str]
 
 
 def links(chain: Sequence[RolloverStatement], start: str, end: str) -> list[RolloverStatement]:
@@ -179,7 +186,8 @@ class KeyMaintenance:
         store: keeps :class:`RolloutState`.
         directory: the node's peers.
         transport: delivers statements; renewed after a TLS rotation.
-        verifier: its recipient ids follow the identity.
+        addressees: what checks that messages are for us (the request verifier, the
+            inbox): their ids follow the identity and its rollover chain.
         trust: the peer listener's TLS, reloaded after a TLS rotation.
         keyring: the running keyring (rotated in place, reloaded after ``dtim keys rotate``).
         audit: security events.
@@ -195,7 +203,7 @@ class KeyMaintenance:
         store: Store,
         directory: PeerDirectory,
         transport: HttpTransport,
-        verifier: RequestVerifier,
+        addressees: Sequence[Addressee],
         trust: PeerTrust,
         keyring: Keyring,
         audit: AuditSink | None,
@@ -207,7 +215,7 @@ class KeyMaintenance:
         self._store = store
         self._directory = directory
         self._transport = transport
-        self._verifier = verifier
+        self._addressees = tuple(addressees)
         self._trust = trust
         self.keyring = keyring
         self._audit = audit
@@ -444,8 +452,9 @@ class KeyMaintenance:
             retired.setdefault(keep.node_id, keep)
         aliases = chain_keys(self._chain)
         self.keys.adopt(current, retired=retired, aliases=aliases, known=known)
-        self._verifier.node_id = current.node_id
-        self._verifier.aliases = frozenset(aliases)
+        for addressee in self._addressees:
+            addressee.node_id = current.node_id
+            addressee.aliases = frozenset(aliases)
         await self._save()
         self._drop_unneeded()
 
