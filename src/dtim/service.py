@@ -58,7 +58,13 @@ from dtim.gossip.protocol import decode_item
 from dtim.gossip.report import ItemId, Report
 from dtim.gossip.reputation import Reputation
 from dtim.gossip.responder import Responder
-from dtim.gossip.rollout import KeyFiles, KeyMaintenance, current_document, key_owner
+from dtim.gossip.rollout import (
+    KeyFiles,
+    KeyMaintenance,
+    current_document,
+    key_owner,
+    rolled_over_from,
+)
 from dtim.gossip.sync import GossipLoop, RoundSettings
 from dtim.gossip.transport import HttpTransport
 from dtim.gossip.views import ItemIndex
@@ -730,7 +736,11 @@ class GossipRuntime:
                 if (
                     peer is not None
                     and self.directory.pin(peer.id)
-                    and (entry.public_key is None or peer.public_key == entry.public_key)
+                    and (
+                        entry.public_key is None
+                        or peer.public_key == entry.public_key
+                        or rolled_over_from(peer.id, entry.public_key)
+                    )
                 ):
                     waiting.remove(entry)
                     continue

@@ -143,6 +143,19 @@ def key_owner(directory: PeerDirectory) -> KeyOwner:
     return owner
 
 
+def rolled_over_from(peer_id: str, public_key: str) -> bool:
+    """True when ``public_key`` is the key the peer record ``peer_id`` was made with.
+
+    A peer id is the node id of the key first pinned, so a record holding
+    another key under that id got it by an accepted rollover: a configured
+    peer (``network.default_peers``) still naming the first key is that peer.
+    """
+    try:
+        return node_id_of(base64.b64decode(public_key, validate=True)) == peer_id
+    except (binascii.Error, ValueError):
+        return False
+
+
 def current_document(
     keys: NodeKeys, *, endpoint: str, ca_pem: str, software: str
 ) -> Callable[[], dict[str, JsonValue]]:
