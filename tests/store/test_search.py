@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dtim.errors import ValidationError
 from dtim.model import make_indicator
@@ -42,6 +44,13 @@ def test_network_keys_sort_like_numbers() -> None:
     assert lo6.startswith("6")
     assert len(lo6) == 33
     assert network_range("9.255.255.255")[0] < network_range("10.0.0.0")[0]  # type: ignore[index]  # both parse
+
+
+@given(st.ip_addresses())
+def test_address_keys_match_the_network_keys_of_the_address(address: object) -> None:
+    value = str(address)
+    kind = "ipv4" if ":" not in value else "ipv6"
+    assert indicator_range(kind, value) == network_range(value)
 
 
 async def test_prefix_address_and_network_modes(store: Store) -> None:

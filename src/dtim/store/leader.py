@@ -106,13 +106,13 @@ class AdvisoryLock:
         return self._conn
 
     async def _query(self, sql: str) -> Any:
-        async def run() -> Any:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation that
+        # arrives as the query completes, and a leader told to stop would go on leading.
+        async with asyncio.timeout(self._timeout):
             conn = await self._connection()
             cursor = await conn.execute(sql, (self._key,))
             row = await cursor.fetchone()
             return None if row is None else row[0]
-
-        return await asyncio.wait_for(run(), timeout=self._timeout)
 
     async def try_acquire(self) -> bool:
         """``pg_try_advisory_lock`` on the dedicated connection (opened when needed)."""
@@ -219,8 +219,14 @@ class Leadership:
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:
+    """Cancel ``task`` and wait for it, passing on a cancellation of the caller meanwhile."""
     if task is None or task.done():
         return
+    current = asyncio.current_task()
+    before = current.cancelling() if current is not None else 0
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
+    try:
         await task
+    except asyncio.CancelledError:
+        if current is not None and current.cancelling() > before:
+            raise

@@ -102,6 +102,21 @@ class StoreCounts:
     by_source: dict[str, int]
 
 
+def upsert_statement(insert: Callable[[Any], Any], table: Any, keys: Sequence[str]) -> Any:
+    """``INSERT ... ON CONFLICT (keys) DO UPDATE`` of every other column (SQLite, PostgreSQL)."""
+    stmt = insert(table)
+    columns = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_=columns)
+
+
+_SQLITE_INDICATOR_UPSERT = str(
+    upsert_statement(sqlite.insert, indicators, ["id"]).compile(
+        dialect=sqlite.dialect(paramstyle="named")
+    )
+)
+"""The indicator upsert as text with named parameters, for sqlite3's own executemany."""
+
+
 class Store:
     """Async access to the DTIM database. Construct, then ``await connect()``.
 
@@ -198,9 +213,7 @@ class Store:
 
     def _upsert(self, table: Any, keys: Sequence[str]) -> Any:
         dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        stmt = dialect_insert(table)
-        columns = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
-        return stmt.on_conflict_do_update(index_elements=list(keys), set_=columns)
+        return upsert_statement(dialect_insert, table, keys)
 
     # -- indicators -------------------------------------------------------
 
@@ -226,7 +239,12 @@ class Store:
             pending[item.id] = item if seen is None else merge(seen, item)
         ids = list(pending)
         first = self._next_seq(conn, len(ids))
-        stmt = self._upsert(indicators, ["id"])
+        stmt: Any = self._upsert(indicators, ["id"])
+        if self.dialect == "sqlite":
+            # sqlite3's executemany on plain text: SQLAlchemy's per-row parameter processing
+            # would cost as much as SQLite's own work here. PostgreSQL keeps the compiled
+            # statement, which SQLAlchemy batches into multi-row INSERTs.
+            stmt = _SQLITE_INDICATOR_UPSERT
         for start in range(0, len(ids), BATCH):
             chunk = ids[start : start + BATCH]
             for row in conn.execute(
@@ -237,7 +255,10 @@ class Store:
                 indicator_row(pending[key], first + start + offset)
                 for offset, key in enumerate(chunk)
             ]
-            conn.execute(stmt, rows)
+            if isinstance(stmt, str):
+                conn.exec_driver_sql(stmt, rows)
+            else:
+                conn.execute(stmt, rows)
         return len(ids)
 
     async def replace_indicator(self, indicator: Indicator) -> None:

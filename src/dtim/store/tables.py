@@ -50,7 +50,6 @@ indicators = Table(
     Column("net_lo", String(33), nullable=True),
     Column("net_hi", String(33), nullable=True),
     Index("ix_indicators_type_value", "type", "value", unique=True),
-    Index("ix_indicators_last_seen", "last_seen"),
     Index("ix_indicators_tlp", "tlp"),
     Index("ix_indicators_seq", "seq", unique=True),
     # Keyset pagination of the dashboard: one (sort column, seq) index per sort order.
