@@ -282,10 +282,12 @@ class GossipLoop:
             async with self._slots:
                 view = self.index.view_for(peer.id, peer.groups, self.clock.now())
                 started = time.monotonic()
-                outcome = await asyncio.wait_for(
-                    run_session(self.transport, peer, view, self.inbox, params=self._params),
-                    self.settings.session_seconds,
-                )
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can drop the
+                # cancellation that stops gossip when this process stops leading.
+                async with asyncio.timeout(self.settings.session_seconds):
+                    outcome = await run_session(
+                        self.transport, peer, view, self.inbox, params=self._params
+                    )
         except (GossipError, TimeoutError) as exc:
             _count_session(peer.id, "failed", time.monotonic() - started)
             until = self._backoff.failed(peer.id, time.monotonic())

@@ -152,9 +152,8 @@ class CefTcpSender:
         pending: bytes | None = None
         while True:
             try:
-                _reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(self._host, self._port), self._timeout
-                )
+                async with asyncio.timeout(self._timeout):
+                    _reader, writer = await asyncio.open_connection(self._host, self._port)
             except (OSError, TimeoutError):
                 self._metrics.inc(CEF_SENT, transport="tcp", outcome="connect_failed")
                 await asyncio.sleep(delay)
@@ -166,7 +165,8 @@ class CefTcpSender:
                     if pending is None:
                         pending = await self._queue.get()
                     writer.write(pending)
-                    await asyncio.wait_for(writer.drain(), self._timeout)
+                    async with asyncio.timeout(self._timeout):
+                        await writer.drain()
                     pending = None  # a line that failed mid-write is retried once connected again
                     self._metrics.inc(CEF_SENT, transport="tcp", outcome="sent")
             except (OSError, TimeoutError):
@@ -174,4 +174,5 @@ class CefTcpSender:
             finally:
                 writer.close()
                 with contextlib.suppress(OSError, TimeoutError):
-                    await asyncio.wait_for(writer.wait_closed(), 1.0)
+                    async with asyncio.timeout(1.0):
+                        await writer.wait_closed()

@@ -55,8 +55,10 @@ class ClamdEngine:
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if ":" in self.address and not self.address.startswith("/"):
             host, _, port = self.address.rpartition(":")
-            return await asyncio.wait_for(asyncio.open_connection(host, int(port)), TIMEOUT)
-        return await asyncio.wait_for(asyncio.open_unix_connection(self.address), TIMEOUT)
+            async with asyncio.timeout(TIMEOUT):
+                return await asyncio.open_connection(host, int(port))
+        async with asyncio.timeout(TIMEOUT):
+            return await asyncio.open_unix_connection(self.address)
 
     async def ping(self) -> bool:
         """True when clamd answers PONG."""
@@ -67,7 +69,8 @@ class ClamdEngine:
         try:
             writer.write(b"zPING\0")
             await writer.drain()
-            answer = await asyncio.wait_for(reader.readuntil(b"\0"), TIMEOUT)
+            async with asyncio.timeout(TIMEOUT):
+                answer = await reader.readuntil(b"\0")
             return answer.rstrip(b"\0") == b"PONG"
         except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             return False
@@ -92,11 +95,9 @@ class ClamdEngine:
                     await writer.drain()
             writer.write(struct.pack(">I", 0))
             await writer.drain()
-            answer = (
-                (await asyncio.wait_for(reader.readuntil(b"\0"), TIMEOUT))
-                .rstrip(b"\0")
-                .decode("utf-8", "replace")
-            )
+            async with asyncio.timeout(TIMEOUT):
+                raw = await reader.readuntil(b"\0")
+            answer = raw.rstrip(b"\0").decode("utf-8", "replace")
         except (
             OSError,
             TimeoutError,
@@ -150,7 +151,8 @@ class ClamscanEngine:
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            out, err = await asyncio.wait_for(process.communicate(), TIMEOUT * 5)
+            async with asyncio.timeout(TIMEOUT * 5):
+                out, err = await process.communicate()
         except TimeoutError as exc:
             process.kill()
             raise WatcherError(f"clamscan timed out on {path}") from exc

@@ -254,7 +254,8 @@ class WatcherRunner:
             while not stop.is_set():
                 await self.poll_once()
                 try:
-                    await asyncio.wait_for(stop.wait(), timeout=self.poll_interval)
+                    async with asyncio.timeout(self.poll_interval):
+                        await stop.wait()
                 except TimeoutError:
                     continue
         finally:
