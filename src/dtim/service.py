@@ -171,7 +171,9 @@ def build_admin_app(
         routers=[
             health_router(lambda: _store_ready(store)),
             metrics_router(store),
-            exports_router(exporter),
+            exports_router(
+                exporter, misp_feed_dir=home.data_dir / "misp-feed", store_version=store.last_seq
+            ),
             sensor_router(store, StoreSink(store, keyring or _keyring(home))),
             *routers,
         ],

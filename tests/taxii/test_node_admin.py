@@ -4,20 +4,28 @@ at ``/taxii2``, with an account added by ``dtim taxii users add`` while it runs 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 from datetime import UTC, datetime
 from pathlib import Path
+from uuid import uuid4
 
 import httpx
+import orjson
 import pytest
 import requests
 from taxii2client.v21 import Server
 
 from dtim.api.auth import BLOCKLIST_SCOPE, create_api_token
+from dtim.api.misp_feed import MispFeedFiles
 from dtim.cli.common import open_home
 from dtim.cli.main import run
-from dtim.model import make_indicator
-from dtim.service import build_admin_app, open_store
+from dtim.model import SystemClock, make_indicator
+from dtim.service import TAXII_ACCOUNTS_FILE, build_admin_app, open_store
+from dtim.stix.bundle import ImportReport
+from dtim.stix.feeds.misp import read_misp
+from dtim.taxii.wiring import node_runtime
+from dtim.web.node import privacy_filter_for
 from tests.servers import running_server
 
 PASSWORD = "a long enough taxii password"
@@ -124,3 +132,109 @@ async def test_blocklist_and_exports_over_http(tmp_path: Path) -> None:
                 )
                 assert misp.status_code == 400
                 assert misp.json()["field"] == "format"
+
+
+async def test_misp_feed_over_http_is_what_a_misp_instance_pulls(tmp_path: Path) -> None:
+    root = tmp_path / "node"
+    assert run(["init", "--home", str(root), "--json"]) == 0
+    home = open_home(root)
+    now = datetime.now(UTC)
+    rows = [
+        make_indicator("45.66.77.88", now=now, tlp="green", confidence=80, tags=["ssh"]),
+        make_indicator("45.66.77.100", now=now, tlp="amber", confidence=90),
+        make_indicator("phish-login.top", now=now, tlp="clear", confidence=90),
+        make_indicator("a" * 64, now=now, tlp="green", confidence=60),
+    ]
+    feed_token = create_api_token(home.keys_dir, "misp", now=now, scope=BLOCKLIST_SCOPE)
+    async with open_store(home) as store:
+        await store.upsert_indicators(rows)
+        with running_server(build_admin_app(home, store)) as server:
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+                assert (await client.get("/feeds/misp/manifest.json")).status_code == 401
+                auth = {"Authorization": f"Bearer {feed_token}"}
+                manifest = await client.get("/feeds/misp/manifest.json", headers=auth)
+                assert manifest.status_code == 200
+                events = manifest.json()
+                assert {e["Tag"][0]["name"] for e in events.values()} == {"tlp:clear", "tlp:green"}
+                pulled = tmp_path / "pulled"
+                pulled.mkdir()
+                values: set[str] = set()
+                for uuid in events:
+                    event = await client.get(
+                        f"/feeds/misp/{uuid}.json", params={"token": feed_token}
+                    )
+                    assert event.status_code == 200
+                    assert event.json()["Event"]["uuid"] == uuid
+                    values |= {a["value"] for a in event.json()["Event"]["Attribute"]}
+                    (pulled / f"{uuid}.json").write_bytes(event.content)
+                assert values == {"45.66.77.88", "phish-login.top", "a" * 64}  # never AMBER
+                hashes = await client.get("/feeds/misp/hashes.csv", headers=auth)
+                digests = {line.split(",")[0] for line in hashes.text.split()}
+                assert digests == {
+                    hashlib.md5(v.encode()).hexdigest() for v in values
+                }  # MISP's format
+                for name in ("../../keys/identity.key", "passwd.json", f"{uuid4()}.json"):
+                    missing = await client.get(f"/feeds/misp/{name}", headers=auth)
+                    assert missing.status_code == 404, name
+    report = ImportReport()
+    imported = list(read_misp(pulled, report, now=now))
+    assert {i.value for i in imported} == values
+    assert {i.tlp.value for i in imported} == {"clear", "green"}
+
+
+async def test_misp_feed_is_rebuilt_only_when_the_store_changed_and_the_build_aged(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "node"
+    assert run(["init", "--home", str(root), "--json"]) == 0
+    home = open_home(root)
+    now = datetime.now(UTC)
+    clock = [1000.0]
+    async with open_store(home) as store:
+        accounts = home.config_dir / TAXII_ACCOUNTS_FILE
+        runtime = node_runtime(store, privacy_filter_for(home), accounts, SystemClock())
+
+        async def build(directory: Path) -> int:
+            return await runtime.export(
+                format="misp",
+                level="moderate",
+                tlps=[],
+                groups=[],
+                min_confidence=None,
+                types=[],
+                out=directory,
+            )
+
+        feed = MispFeedFiles(
+            tmp_path / "feed", build, store.last_seq, min_age=60, clock=lambda: clock[0]
+        )
+
+        async def served_values() -> set[str]:
+            manifest = await feed.file("manifest.json")
+            assert manifest is not None
+            found: set[str] = set()
+            for uuid in orjson.loads(manifest.read_bytes()):
+                event = await feed.file(f"{uuid}.json")
+                assert event is not None
+                found |= {
+                    a["value"] for a in orjson.loads(event.read_bytes())["Event"]["Attribute"]
+                }
+            return found
+
+        await store.upsert_indicators([make_indicator("45.66.77.88", now=now, tlp="green")])
+        assert await served_values() == {"45.66.77.88"}
+        first = await feed.file("manifest.json")
+        await store.upsert_indicators([make_indicator("45.66.77.99", now=now, tlp="green")])
+        clock[0] += 30  # changed, but the build is younger than min_age: served as it is
+        assert await served_values() == {"45.66.77.88"}
+        clock[0] += 31
+        assert await served_values() == {"45.66.77.88", "45.66.77.99"}
+        second = await feed.file("manifest.json")
+        assert first is not None
+        assert second != first
+        assert first.exists()  # a pull that began on the build before can finish
+        clock[0] += 120  # aged, but nothing changed: no new build
+        assert await feed.file("manifest.json") == second
+        await store.upsert_indicators([make_indicator("45.66.77.7", now=now, tlp="green")])
+        assert await feed.file("manifest.json") != second
+        assert not first.exists()  # two builds back: removed
