@@ -50,4 +50,5 @@ async def test_metrics_parse_with_the_prometheus_parser(store: Store) -> None:
     assert samples[("dtim_indicators", (("type", "ipv4"),))] == 1
     assert samples[("dtim_indicators_by_tlp", (("tlp", "amber"),))] == 1
     assert samples[("dtim_indicators_by_source", (("source", "ufw"),))] == 1
+    assert samples[("dtim_store_size_bytes", ())] >= 4096  # at least one page of a real database
     assert samples[("dtim_requests_rejected_total", (("reason", 'bad "signature"\nnew'),))] == 1

@@ -30,6 +30,7 @@ def metrics_router(store: Store, registry: Metrics = METRICS) -> APIRouter:
             (("source", source),): float(n) for source, n in counts.by_source.items()
         }
         seq: dict[Labels, float] = {(): float(await store.last_seq())}
+        size: dict[Labels, float] = {(): float(await store.size_bytes())}
         watchers = watcher_series(await store.get_state(STATS_STATE_KEY))
         text = registry.render(
             [
@@ -42,6 +43,7 @@ def metrics_router(store: Store, registry: Metrics = METRICS) -> APIRouter:
                     by_source,
                 ),
                 ("dtim_store_changes", "counter", "Store-wide change counter.", seq),
+                ("dtim_store_size_bytes", "gauge", "Bytes the store takes in its database.", size),
                 *watchers,
             ]
         )

@@ -349,6 +349,26 @@ class Store:
 
         return await self._run(work)
 
+    async def size_bytes(self) -> int:
+        """Bytes the store takes in its database: SQLite's pages, or PostgreSQL's tables with
+        their indexes in the store's schema."""
+
+        def work() -> int:
+            with self._read() as conn:
+                if self.dialect == "sqlite":
+                    pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+                    page_size = conn.exec_driver_sql("PRAGMA page_size").scalar_one()
+                    return int(pages) * int(page_size)
+                return int(
+                    conn.exec_driver_sql(
+                        "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+                        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                        " WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'm')"
+                    ).scalar_one()
+                )
+
+        return await self._run(work)
+
     async def counts(self) -> StoreCounts:
         """Indicator totals by type, TLP and source."""
 
