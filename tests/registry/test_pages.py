@@ -28,9 +28,11 @@ class Loader:
         self.calls = 0
         self.gate = asyncio.Event()
         self.gate.set()
+        self.started = asyncio.Event()
 
     async def __call__(self) -> Page:
         self.calls += 1
+        self.started.set()
         await self.gate.wait()
         return Page((f'{{"n":{self.calls}}}',), next_since=self.calls, full=False)
 
@@ -59,6 +61,24 @@ async def test_concurrent_requests_share_one_query() -> None:
     pages = await asyncio.gather(*waiting)
     assert load.calls == 1
     assert all(page is pages[0] for page in pages)
+
+
+async def test_while_an_expired_page_refreshes_the_others_get_the_old_copy() -> None:
+    clock, load = Clock(), Loader()
+    cache = PageCache(1.0, monotonic=clock)
+    old = await cache.get(("peers", 0, 500), load)
+    clock.now += 1.0
+    load.gate.clear()
+    load.started.clear()
+    refreshing = asyncio.ensure_future(cache.get(("peers", 0, 500), load))
+    await load.started.wait()  # the refresh has started its query
+    async with asyncio.timeout(5):  # answered without waiting for the refresh
+        assert (await cache.get(("peers", 0, 500), load)) is old
+    load.gate.set()
+    fresh = await refreshing
+    assert fresh.body == b'[{"n":2}]'
+    assert (await cache.get(("peers", 0, 500), load)) is fresh
+    assert load.calls == 2
 
 
 async def test_a_failed_query_reaches_every_waiter_and_is_not_kept() -> None:

@@ -4,9 +4,12 @@ Thousands of nodes walking the same list ask for the same pages. Each page is
 one indexed query (:mod:`dtim.registry.records`); this cache lets a replica
 answer repeated requests for a page from memory for ``ttl`` seconds and runs at
 most one query per page at a time (concurrent requests for a missing page wait
-for the same query). Lists are therefore at most ``ttl`` seconds behind the
-database, on every replica alike. Writes do not clear it: with thousands of
-nodes refreshing, a cache cleared on every write would never be used.
+for the same query; while an expired page is being refreshed, the others get
+the expired copy rather than queueing behind the query). Lists are therefore at
+most ``ttl`` seconds, plus one query, behind the database, on every replica
+alike. Writes do not clear it: with thousands of nodes refreshing, a cache
+cleared on every write would never be used. Pages are joined and compressed in
+a worker thread, so building one never stalls the requests being answered.
 """
 
 from __future__ import annotations
@@ -42,6 +45,14 @@ class ServedPage:
         """Join the stored items into one JSON array."""
         body = b"[" + ",".join(page.documents).encode("utf-8") + b"]"
         return cls(body, page.next_since, page.full)
+
+    @classmethod
+    def prepared(cls, page: Page) -> ServedPage:
+        """Joined, and compressed when it is large enough to be sent compressed."""
+        served = cls.of(page)
+        if len(served.body) >= MIN_GZIP_BYTES:
+            served.gzipped()
+        return served
 
     def gzipped(self) -> bytes:
         """The body gzip-compressed (about a third of the size), computed once per page."""
@@ -101,12 +112,14 @@ class PageCache:
             return cached[1]
         pending = self._pending.get(key)
         if pending is not None:
+            if cached is not None:
+                return cached[1]  # being refreshed: the expired copy, without waiting
             return await asyncio.shield(pending)
         future: asyncio.Future[ServedPage] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         generation = self._generation
         try:
-            page = ServedPage.of(await load())
+            page = await asyncio.to_thread(ServedPage.prepared, await load())
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 future.cancel()
