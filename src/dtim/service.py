@@ -250,7 +250,7 @@ async def run_node(home: NodeHome) -> None:
             spawn(servers[1].serve(), name="peer-api"),
         ]
         tasks += [spawn(work, name=name) for name, work in gossip.background()]
-        registry_task = start_registry_client(home, store)
+        registry_task = start_registry_client(home, store, gossip.keys)
         if registry_task is not None:
             tasks.append(registry_task)
         tasks.append(spawn(lead_when_elected(home, store, gossip, keyring), name="leadership"))
@@ -499,11 +499,14 @@ def registry_ca_pems(home: NodeHome) -> list[str]:
     ]
 
 
-def start_registry_client(home: NodeHome, store: Store) -> asyncio.Task[Any] | None:
+def start_registry_client(
+    home: NodeHome, store: Store, keys: NodeKeys | None = None
+) -> asyncio.Task[Any] | None:
     """Spawn the node's registry task when ``network.registry_url`` is set (after store.connect()).
 
     With ``network.registry_opt_in`` the node registers and refreshes its entry;
-    either way it reads the list and adds new nodes as pending peers.
+    either way it reads the list and adds new nodes as pending peers. With the running
+    node's ``keys`` it follows identity rollovers (else it uses the key on disk).
 
     Raises:
         ConfigError: opted in without ``network.public_endpoint``.
@@ -531,7 +534,9 @@ def start_registry_client(home: NodeHome, store: Store) -> asyncio.Task[Any] | N
         timeout=network.request_timeout_seconds,
     )
     return spawn(
-        registry_loop(options, identity=load_identity(home.keys_dir), store=store, client=client),
+        registry_loop(
+            options, identity=keys or load_identity(home.keys_dir), store=store, client=client
+        ),
         name="registry",
     )
 

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from dtim.crypto.identity import NodeIdentity
+from dtim.crypto.nodekeys import NodeKeys
 from dtim.errors import ValidationError
 from dtim.model.ids import PeerId
 from dtim.model.peer import Peer, PeerStatus
@@ -286,3 +287,56 @@ async def test_rounds_follow_the_registry_heartbeat_from_the_first_round(
     # Both waits, the first included, follow the heartbeat the registry announced.
     assert len(delays) == 2
     assert all(0.9 * heartbeat <= delay <= 1.1 * heartbeat for delay in delays), delays
+
+
+async def test_after_an_identity_rollover_the_entry_moves_to_the_new_key(
+    registry: LiveRegistry, homes: dict[str, Home], node_stores: dict[str, Store]
+) -> None:
+    alice, store = homes["alice"], node_stores["alice"]
+    old = alice.identity
+    keys = NodeKeys(old)
+    options = DiscoveryOptions(registry_url=registry.url, opt_in=True, endpoint=alice.endpoint)
+    async with registry.client() as client:
+        rounds = RegistryDiscovery(client, store, keys, options)
+        assert (await rounds.run_once()).registered
+        new = NodeIdentity.generate()
+        keys.adopt(
+            new,
+            retired={old.node_id: old},
+            aliases={old.node_id: old.public_key_b64},
+            known={},
+        )
+        report = await rounds.run_once()
+        assert report.error is None
+        assert report.registered
+        async with registry.client() as reader:
+            listed = {entry.node_id for entry in (await reader.peers()).entries}
+        assert listed == {new.node_id}
+        assert await pending_ids(store) == set()
+
+
+async def test_a_node_never_takes_its_own_entry_from_before_a_rollover_for_a_peer(
+    registry: LiveRegistry, homes: dict[str, Home], node_stores: dict[str, Store]
+) -> None:
+    alice, store = homes["alice"], node_stores["alice"]
+    old = alice.identity
+    keys = NodeKeys(old)
+    options = DiscoveryOptions(registry_url=registry.url, opt_in=True, endpoint=alice.endpoint)
+    async with registry.client() as client:
+        rounds = RegistryDiscovery(client, store, keys, options)
+        assert (await rounds.run_once()).registered
+        # The retired key file is gone: its entry cannot be withdrawn and holds the endpoint
+        # until it expires, so the new key cannot register yet.
+        keys.adopt(
+            NodeIdentity.generate(),
+            retired={},
+            aliases={old.node_id: old.public_key_b64},
+            known={},
+        )
+        restarted = RegistryDiscovery(client, store, keys, options)  # reads the list from 0
+        report = await restarted.run_once()
+        assert not report.registered
+        assert report.error is not None
+        assert "endpoint" in report.error
+        assert report.seen == 1  # the old entry is listed ...
+        assert await pending_ids(store) == set()  # ... and is not a peer

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from dtim.crypto.identity import NodeIdentity
+from dtim.crypto.nodekeys import NodeKeys
 from dtim.errors import DTIMError, RegistryError, ValidationError
 from dtim.model.clock import Clock, SystemClock
 from dtim.model.ids import PeerId
@@ -80,7 +81,9 @@ class RegistryDiscovery:
     Args:
         client: the registry client (its owner closes it).
         store: the node's store, where peers are saved.
-        identity: this node's key.
+        identity: this node's key, or its keys across rollovers (the running node's: after a
+            rollover the next round withdraws the entry of the retired key and registers
+            the new one, and none of the node's own ids is ever taken for a peer).
         options: registry URL, opt-in, endpoint, interval.
         clock: time source.
     """
@@ -89,7 +92,7 @@ class RegistryDiscovery:
         self,
         client: RegistryClient,
         store: Store,
-        identity: NodeIdentity,
+        identity: NodeIdentity | NodeKeys,
         options: DiscoveryOptions,
         *,
         clock: Clock | None = None,
@@ -99,7 +102,7 @@ class RegistryDiscovery:
             raise ValidationError("network.public_endpoint", "needed to register at the registry")
         self.client = client
         self.store = store
-        self.identity = identity
+        self.keys = identity if isinstance(identity, NodeKeys) else NodeKeys(identity)
         self.options = options
         self._clock = clock or SystemClock()
         self._state_key = f"registry:{options.registry_url.rstrip('/')}"
@@ -109,6 +112,11 @@ class RegistryDiscovery:
         self._restored = False
         self._sleep = sleep
         self._jitter = random.Random()  # noqa: S311  # nosec B311  # spreading rounds in time, not security
+
+    @property
+    def identity(self) -> NodeIdentity:
+        """The node's current identity."""
+        return self.keys.current
 
     @property
     def interval(self) -> float:
@@ -145,10 +153,19 @@ class RegistryDiscovery:
         state = await self.store.get_state(self._state_key)
         saved = state if isinstance(state, dict) else {}
         issued = saved.get("issued_at")
-        if not self._restored and isinstance(issued, int):
-            self.client.remember_issued(self.identity.node_id, issued)
+        registered_as = saved.get("node_id", self.identity.node_id)
+        if not self._restored and isinstance(issued, int) and isinstance(registered_as, str):
+            self.client.remember_issued(registered_as, issued)
         self._restored = True
         try:
+            rolled_over = registered_as != self.identity.node_id
+            if (
+                saved.get("registered") is True
+                and rolled_over
+                and await self._withdraw_retired(str(registered_as), info)
+            ):
+                saved = {"issued_at": self.client.now(), "registered": False}
+                await self.store.set_state(self._state_key, saved)
             if self.options.opt_in:
                 done = await self.client.register(
                     self.identity,
@@ -157,7 +174,12 @@ class RegistryDiscovery:
                     description=info,
                 )
                 await self.store.set_state(
-                    self._state_key, {"issued_at": done.issued_at, "registered": True}
+                    self._state_key,
+                    {
+                        "issued_at": done.issued_at,
+                        "registered": True,
+                        "node_id": self.identity.node_id,
+                    },
                 )
                 return True, False, None
             if saved.get("registered") is True:
@@ -171,6 +193,21 @@ class RegistryDiscovery:
             return False, False, str(exc)
         return False, False, None
 
+    async def _withdraw_retired(self, node_id: str, info: RegistryDescription) -> bool:
+        """Withdraw the entry a retired identity holds (it would hold the endpoint until it
+        expired); when that key is gone, the entry expires by itself. True when withdrawn."""
+        retired = self.keys.retired(node_id)
+        if retired is None:
+            log.info("registry: the entry of retired key %s expires by itself", node_id[:16])
+            return False
+        try:
+            await self.client.withdraw(retired, self.options.endpoint, description=info)
+        except RegistryError as exc:
+            log.warning("registry: could not withdraw the retired key's entry: %s", exc)
+            return False
+        log.info("registry: withdrew the entry of retired key %s", node_id[:16])
+        return True
+
     async def _apply(
         self, entries: tuple[SignedStatement, ...]
     ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[RejectedEntry, ...]]:
@@ -183,8 +220,8 @@ class RegistryDiscovery:
         for signed in entries:
             statement = signed.statement
             node_id = signed.node_id
-            if node_id == self.identity.node_id:
-                continue
+            if node_id in self.keys.node_ids:
+                continue  # this node, under its current id or one from before a rollover
             holder = endpoints.get(statement.endpoint)
             if holder is not None and holder != node_id:
                 skipped.append(
@@ -242,7 +279,7 @@ class RegistryDiscovery:
 async def registry_loop(
     options: DiscoveryOptions,
     *,
-    identity: NodeIdentity,
+    identity: NodeIdentity | NodeKeys,
     store: Store,
     client: RegistryClient,
     clock: Clock | None = None,
