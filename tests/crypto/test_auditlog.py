@@ -111,6 +111,30 @@ def test_truncated_mid_record_keeps_every_complete_record(
     assert [r["n"] for r in log.read(DAY)] == [0, 1, 2, 3, 5]
 
 
+def test_a_torn_record_completed_by_the_next_one_does_not_hide_it(
+    tmp_path: Path, keyring: Keyring, clock: FakeClock
+) -> None:
+    """The last byte of record 4 is lost in a crash; record 5, appended after restart, starts
+    with that very byte, so record 4 read across the boundary authenticates. Record 5 must
+    still be read (found by trying until a tag ends with the magic's first byte, ~1 in 256)."""
+    for attempt in range(5000):
+        log = make_log(tmp_path / str(attempt), keyring, clock)
+        for n in range(5):
+            log.append({"event": "request_rejected", "n": n})
+        log.close()
+        path = log_file(log.directory, DAY)
+        data = path.read_bytes()
+        if data[-1] == MAGIC[0]:
+            break
+    else:
+        pytest.fail("no tag ended with the magic's first byte in 5000 tries")
+    path.write_bytes(data[:-1])
+    log.append({"event": "node_started", "n": 5})
+    day = log.scan(DAY)
+    assert [r["n"] for r in day.records] == [0, 1, 2, 3, 5]
+    assert day.damaged == 1
+
+
 def test_damaged_record_in_the_middle_is_skipped(
     tmp_path: Path, keyring: Keyring, clock: FakeClock
 ) -> None:

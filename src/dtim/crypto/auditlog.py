@@ -197,9 +197,17 @@ class AuditLog:
         size = len(data)
         while pos < size:
             record, end = self._frame_at(data, pos, aad)
-            if record is not None:
+            inner = -1 if record is None else self._frame_inside(data, pos, end, aad)
+            if record is not None and inner < 0:
                 records.append(record)
                 pos = end
+                continue
+            if inner >= 0:
+                # A torn record whose missing bytes were made up by the start of the next
+                # one, and still authenticated (a 1 in 256 chance when only the tag's last
+                # byte is missing): the intact record inside it wins.
+                damaged += 1
+                pos = inner
                 continue
             damaged += 1
             following = data.find(MAGIC, pos + 1)
@@ -208,6 +216,17 @@ class AuditLog:
                 break
             pos = following
         return AuditDay(tuple(records), damaged, torn)
+
+    def _frame_inside(self, data: bytes, start: int, end: int, aad: bytes) -> int:
+        """Where an intact frame begins inside the frame at ``start:end``, or -1."""
+        # A frame that starts inside may end after ``end``: its magic may cross it.
+        limit = end + len(MAGIC) - 1
+        inner = data.find(MAGIC, start + 1, limit)
+        while inner >= 0:
+            if self._frame_at(data, inner, aad)[0] is not None:
+                return inner
+            inner = data.find(MAGIC, inner + 1, limit)
+        return -1
 
     def _frame_at(self, data: bytes, pos: int, aad: bytes) -> tuple[JsonObject | None, int]:
         if data[pos : pos + len(MAGIC)] != MAGIC or pos + _FRAME_HEADER > len(data):
