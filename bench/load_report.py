@@ -155,7 +155,8 @@ def report(
         print(f"  {line}")
     print("\nMemory (RSS, MB), node CPU and machine load over time")
     print(
-        f"  {'t (s)':>6} {'node MB':>8} {'taxii MB':>8} {'node CPU':>8} {'load':>5} "
+        f"  {'t (s)':>6} {'node MB':>8} "
+        f"{'taxii MB' if args.taxii_on == 'process' else 'obs. MB':>8} {'node CPU':>8} {'load':>5} "
         f"{'indicators':>11} {'lines read':>11}"
     )
     previous = samples[0] if samples else None

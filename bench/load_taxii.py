@@ -1,13 +1,15 @@
-"""The node's TAXII server under load, in its own process (``bench/load.py`` starts it).
+"""The load run's observer of the node, in its own process (``bench/load.py`` starts it).
 
     python bench/load_taxii.py HOME STATUS_FILE TAXII_PORT
 
-``dtim node run`` does not serve TAXII yet, so this process serves the node's
-TAXII 2.1 server (:func:`dtim.taxii.wiring.node_taxii_server`: the node's
-store, privacy filter and TAXII accounts file) over HTTPS with the node's
-certificate, beside the node process and on the same store, as a second
-API process of a scaled-out node would. Settings come from the home and the
-``DTIM__SECTION__KEY`` environment, as for ``dtim node run``.
+With TAXII_PORT 0 (the default run: the node serves TAXII itself at ``/taxii2``
+on its admin listener) it only observes. Otherwise (``bench/load.py --taxii-on
+process``) it also serves the node's TAXII 2.1 server
+(:func:`dtim.taxii.wiring.node_taxii_server`: the node's store, privacy filter
+and TAXII accounts file) over HTTPS with the node's certificate, beside the node
+process and on the same store, as a second API process of a scaled-out node
+would. Settings come from the home and the ``DTIM__SECTION__KEY`` environment,
+as for ``dtim node run``.
 
 Every two seconds it writes to STATUS_FILE what ``bench/load.py`` follows:
 the store's indicator count, the node's watcher counters (published by the
@@ -43,8 +45,8 @@ from dtim.taxii.wiring import node_taxii_server
 from dtim.watchers.supervisor import STATS_STATE_KEY
 from dtim.web.node import privacy_filter_for
 
-TAXII_ACCOUNTS = "taxii-accounts.json"
-"""The TAXII accounts file in the node home (``bench/load.py`` adds the consumer)."""
+TAXII_ACCOUNTS = "config/taxii-users.json"
+"""The node's TAXII accounts file in its home (``bench/load.py`` adds the consumer)."""
 STATUS_EVERY = 2.0
 
 
@@ -68,7 +70,9 @@ class _Server(uvicorn.Server):
         yield  # SIGTERM is handled below
 
 
-async def status(store: Store, problems: ProblemLog, server: uvicorn.Server) -> dict[str, Any]:
+async def status(
+    store: Store, problems: ProblemLog, server: uvicorn.Server | None
+) -> dict[str, Any]:
     """The counters ``bench/load.py`` reads."""
     try:
         watchers = await store.get_state(STATS_STATE_KEY)
@@ -78,7 +82,7 @@ async def status(store: Store, problems: ProblemLog, server: uvicorn.Server) -> 
         return {"time": time.time(), "ready": False, "store": str(exc)}
     return {
         "time": time.time(),
-        "ready": bool(server.started),
+        "ready": server is None or bool(server.started),
         "indicators": indicators,
         "pinned_peers": pinned,
         "watchers": watchers,
@@ -98,6 +102,9 @@ async def main(root: Path, status_path: Path, port: int) -> None:
     clock = SystemClock()
     store = Store(home.database_url)
     await store.connect()
+    if port == 0:
+        await observe(store, status_path, problems)
+        return
     taxii = node_taxii_server(store, privacy_filter_for(home), home.path(TAXII_ACCOUNTS), clock)
     server = _Server(
         uvicorn.Config(
@@ -127,6 +134,21 @@ async def main(root: Path, status_path: Path, port: int) -> None:
         write_json(status_path, {**await status(store, problems, server), "final": True})
         await store.close()
     serving.result()  # a server that failed to start ends the process with its error
+
+
+async def observe(store: Store, status_path: Path, problems: ProblemLog) -> None:
+    """Write the status every STATUS_EVERY seconds until SIGTERM."""
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        while not stop.is_set():
+            write_json(status_path, await status(store, problems, None))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STATUS_EVERY):
+                    await stop.wait()
+    finally:
+        write_json(status_path, {**await status(store, problems, None), "final": True})
+        await store.close()
 
 
 if __name__ == "__main__":
