@@ -29,7 +29,7 @@ from dtim.api.mtls import TLSExtensionMixin
 from dtim.api.peer import PeerApi, PublicIndicators, build_peer_app
 from dtim.config import NodeHome
 from dtim.crypto.auditlog import AuditLog
-from dtim.crypto.evidence import seal_evidence
+from dtim.crypto.evidence import open_evidence, seal_evidence
 from dtim.crypto.identity import NodeIdentity, create_identity, load_identity, verify_ed25519
 from dtim.crypto.keyring import Keyring
 from dtim.crypto.nodekeys import NodeKeys
@@ -37,7 +37,14 @@ from dtim.crypto.passwords import new_password
 from dtim.crypto.rotation import first_node_id
 from dtim.crypto.signatures import MessageSigner, RequestVerifier
 from dtim.crypto.tls import PeerTrust, issue_node_certificates
-from dtim.errors import ConfigError, DTIMError, GossipError, SignatureError, ValidationError
+from dtim.errors import (
+    ConfigError,
+    CryptoError,
+    DTIMError,
+    GossipError,
+    SignatureError,
+    ValidationError,
+)
 from dtim.gossip.corroboration import NewReportQuota
 from dtim.gossip.dandelion import DandelionConfig, Router
 from dtim.gossip.inbox import Inbox, subject_of
@@ -70,6 +77,7 @@ from dtim.gossip.transport import HttpTransport
 from dtim.gossip.views import ItemIndex
 from dtim.model import Clock, PeerId, PeerStatus, Sighting, SystemClock, TailPosition
 from dtim.model.indicator import JsonValue
+from dtim.privacy import PrivacyFilter
 from dtim.store import Store
 from dtim.store.gossip import GossipStore
 
@@ -154,6 +162,10 @@ def build_admin_app(
     """The admin listener's app: dashboard and admin API, health, metrics, exports and the
     blocklist, remote sensors' submissions, and TAXII at ``/taxii2``.
 
+    With ``gossip`` every path shares the running node's privacy filter, which knows
+    the local names its evidence taught it (:class:`EvidenceLearner`); without it, a
+    fresh filter from ``[privacy]`` that has learned nothing yet.
+
     Raises:
         CryptoError: the identity or keyring is unusable.
         ConfigError: a bad privacy or aging setting, or an unreadable TAXII accounts file.
@@ -164,7 +176,9 @@ def build_admin_app(
     from dtim.web.node import node_admin_app, privacy_filter_for
 
     accounts = home.config_dir / TAXII_ACCOUNTS_FILE
-    exporter = node_runtime(store, privacy_filter_for(home), accounts, SystemClock())
+    shared = gossip.privacy if gossip is not None else None
+    privacy = shared or privacy_filter_for(home)
+    exporter = node_runtime(store, privacy, accounts, SystemClock())
     app = node_admin_app(
         home,
         store,
@@ -174,14 +188,14 @@ def build_admin_app(
             exports_router(
                 exporter, misp_feed_dir=home.data_dir / "misp-feed", store_version=store.last_seq
             ),
-            sensor_router(store, StoreSink(store, keyring or _keyring(home))),
+            sensor_router(store, StoreSink(store, keyring or _keyring(home), privacy)),
             *routers,
         ],
         peer_control=peer_control(home, store, gossip.directory if gossip else None),
         gossip_status=gossip.loop.status if gossip else None,
         tls=home.settings.admin.tls,
     )
-    taxii = node_taxii_server(store, privacy_filter_for(home), accounts, SystemClock())
+    taxii = node_taxii_server(store, privacy, accounts, SystemClock())
     app.mount("/taxii2", taxii.app())
     return app
 
@@ -198,9 +212,9 @@ async def open_taxii_runtime(home: NodeHome) -> AsyncIterator[NodeRuntime]:
     from dtim.web.node import privacy_filter_for
 
     async with open_store(home) as store:
-        yield node_runtime(
-            store, privacy_filter_for(home), home.config_dir / TAXII_ACCOUNTS_FILE, SystemClock()
-        )
+        privacy = privacy_filter_for(home)
+        await EvidenceLearner(store, _keyring(home), privacy).catch_up()
+        yield node_runtime(store, privacy, home.config_dir / TAXII_ACCOUNTS_FILE, SystemClock())
 
 
 async def run_node(home: NodeHome) -> None:
@@ -228,7 +242,7 @@ async def run_node(home: NodeHome) -> None:
     tasks: list[asyncio.Task[Any]] = []
     gossip: GossipRuntime | None = None
     try:
-        gossip = await build_gossip(home, store, identity, audit, clock)
+        gossip = await build_gossip(home, store, identity, audit, clock, keyring=keyring)
         gossip.maintenance = key_maintenance(home, store, gossip, keyring, clock)
         await gossip.maintenance.prepare()
         servers = [
@@ -295,16 +309,28 @@ class StoreSink:
 
     Evidence is encrypted with the node keyring, bound to the indicator id
     (``context=indicator id`` for :func:`dtim.crypto.evidence.open_evidence`).
+    With the node's ``privacy`` filter, the filter learns each sighting's host and
+    user names and paths before the sighting is committed, so nothing shares an
+    indicator before the filter knows the names its evidence holds.
     """
 
-    def __init__(self, store: Store, keyring: Keyring) -> None:
+    def __init__(
+        self, store: Store, keyring: Keyring, privacy: PrivacyFilter | None = None
+    ) -> None:
         self._store = store
         self._keyring = keyring
+        self._privacy = privacy
+
+    def _learn(self, found: Sequence[Sighting]) -> None:
+        if self._privacy is not None:
+            for sighting in found:
+                self._privacy.learn(sighting.evidence)
 
     async def commit(
         self, sightings: Sequence[Sighting], positions: Sequence[TailPosition]
     ) -> None:
         """Seal each sighting's evidence and commit everything atomically."""
+        self._learn(sightings)
         sealed = [
             seal_evidence(self._keyring, s.evidence, context=s.indicator.id) for s in sightings
         ]
@@ -325,6 +351,8 @@ class StoreSink:
         from dtim.store.sensors import SensorBatch, SensorStore
 
         keyring = self._keyring
+        for batch in batches:
+            self._learn(batch.sightings)
         sealed = [
             SensorBatch(
                 b.batch_id,
@@ -365,7 +393,11 @@ def watcher_config(settings: Settings) -> WatcherConfig:
 
 
 def start_watchers(
-    home: NodeHome, store: Store, keyring: Keyring, stop: asyncio.Event
+    home: NodeHome,
+    store: Store,
+    keyring: Keyring,
+    stop: asyncio.Event,
+    privacy: PrivacyFilter | None = None,
 ) -> list[asyncio.Task[Any]]:
     """Spawn the node's watchers (those whose ``[watchers]`` path is set) and, with an API key,
     the VirusTotal enrichment worker. None when no watcher is on.
@@ -380,7 +412,7 @@ def start_watchers(
     from dtim.watchers.virustotal import make_enricher
 
     settings = home.settings
-    sink: StoreSink | EnrichingSink = StoreSink(store, keyring)
+    sink: StoreSink | EnrichingSink = StoreSink(store, keyring, privacy)
     tasks: list[asyncio.Task[Any]] = []
     api_key = settings.watchers.virustotal_api_key
     if api_key:
@@ -464,9 +496,9 @@ async def lead_when_elected(
     async def lead() -> None:
         stop_watchers = asyncio.Event()
         work = [spawn(job, name=name) for name, job in gossip.leader_work()]
-        work += start_watchers(home, store, keyring, stop_watchers)
+        work += start_watchers(home, store, keyring, stop_watchers, gossip.privacy)
         # One sender per node: several processes would each deliver every change.
-        work += start_integrations(home, store, SystemClock())
+        work += start_integrations(home, store, SystemClock(), gossip.privacy)
         try:
             await asyncio.gather(*work)
         finally:
@@ -647,8 +679,12 @@ def _log_to_stderr(home: NodeHome) -> None:
         configure_logging(home.settings.logging.format, home.settings.logging.level)
 
 
-def start_integrations(home: NodeHome, store: Store, clock: Clock) -> list[asyncio.Task[Any]]:
+def start_integrations(
+    home: NodeHome, store: Store, clock: Clock, privacy: PrivacyFilter | None = None
+) -> list[asyncio.Task[Any]]:
     """Spawn the ``[integrations]`` feed (webhooks, CEF over syslog); none when none is set.
+
+    ``privacy`` is the running node's filter (a fresh one from ``[privacy]`` when None).
 
     Raises:
         ConfigError: a webhook entry, its secret or the syslog address is wrong.
@@ -661,7 +697,7 @@ def start_integrations(home: NodeHome, store: Store, clock: Clock) -> list[async
     wired = build_integrations(
         home.settings.integrations,
         store,
-        privacy_filter_for(home),
+        privacy or privacy_filter_for(home),
         decay_model_for(home),
         clock,
         environ=os.environ.get,
@@ -693,6 +729,10 @@ class GossipRuntime:
     verifier: RequestVerifier | None = None
     maintenance: KeyMaintenance | None = None
     """Key rotation and rollover delivery (:func:`key_maintenance`); run_node sets it."""
+    privacy: PrivacyFilter | None = None
+    """The node's privacy filter: every outgoing path of the process shares it."""
+    learner: EvidenceLearner | None = None
+    """Teaches ``privacy`` the local names in stored evidence (other processes' too)."""
 
     def server_config(self, home: NodeHome) -> uvicorn.Config:
         """uvicorn settings of the peer API: HTTPS with the runtime mTLS trust set."""
@@ -719,6 +759,8 @@ class GossipRuntime:
         ]
         if self.maintenance is not None:
             work.append(("key-files", self.maintenance.follow()))
+        if self.learner is not None:
+            work.append(("evidence-learner", self.learner.run()))
         return work
 
     def leader_work(self) -> list[tuple[str, Coroutine[Any, Any, Any]]]:
@@ -802,6 +844,59 @@ def _tombstone_verifier(
     return verify
 
 
+class EvidenceLearner:
+    """Teaches the node's privacy filter the host and user names and paths of local evidence.
+
+    The filter strips a name from everything that leaves only once it knows the
+    name. Evidence committed by this process is learned before its commit
+    (:class:`StoreSink`); :meth:`catch_up` reads what is stored, once at start
+    and then every ``every`` seconds for evidence other processes committed
+    (remote sensors at another node process, the leader's watchers).
+    """
+
+    def __init__(
+        self, store: Store, keyring: Keyring, privacy: PrivacyFilter, *, batch: int = 1000
+    ) -> None:
+        self._store = store
+        self._keyring = keyring
+        self._privacy = privacy
+        self._batch = batch
+        self.cursor = 0
+        """Row id of the last sighting learned from."""
+
+    async def catch_up(self) -> int:
+        """Learn every stored sighting's evidence not learned yet; returns how many."""
+        learned = 0
+        while True:
+            rows = await self._store.sealed_evidence_after(self.cursor, self._batch)
+            for row in rows:
+                self.cursor = row.id
+                if row.sealed_evidence is None:
+                    continue
+                try:
+                    evidence = open_evidence(
+                        self._keyring, row.sealed_evidence, context=row.indicator_id
+                    )
+                except CryptoError as exc:
+                    logging.getLogger("dtim").warning(
+                        "cannot open the evidence of sighting %d: %s", row.id, exc
+                    )
+                    continue
+                self._privacy.learn(evidence)
+                learned += 1
+            if len(rows) < self._batch:
+                return learned
+
+    async def run(self, every: float = 5.0) -> None:
+        """Catch up every ``every`` seconds until cancelled (store errors are retried)."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.catch_up()
+            except DTIMError as exc:
+                logging.getLogger("dtim").warning("evidence learner: %s; retrying", exc)
+
+
 async def build_gossip(
     home: NodeHome,
     store: Store,
@@ -810,11 +905,16 @@ async def build_gossip(
     clock: Clock,
     *,
     origin_hiding: bool = True,
+    keyring: Keyring | None = None,
 ) -> GossipRuntime:
     """Wire the gossip half of a node from its settings (store connected; nothing listens yet).
 
+    The node's privacy filter learns the local names in every stored sighting's
+    evidence before anything is built on it.
+
     Args:
         origin_hiding: new own reports walk the Dandelion++ stem first (tests may turn it off).
+        keyring: the node keyring (opens stored evidence; read from the home when None).
 
     Raises:
         ConfigError: a bad ``network.default_peers`` entry, privacy or aging setting.
@@ -828,6 +928,8 @@ async def build_gossip(
     except ValidationError as exc:
         raise ConfigError(exc.reason, key="network.default_peers") from None
     privacy = privacy_filter_for(home)
+    learner = EvidenceLearner(store, keyring or _keyring(home), privacy)
+    await learner.catch_up()
     model = decay_model_for(home)
     items = GossipStore(store)
     trust = PeerTrust(home.tls_cert, home.tls_key)
@@ -934,7 +1036,19 @@ async def build_gossip(
         audit=audit,
     )
     return GossipRuntime(
-        loop, directory, transport, trust, app, defaults, items, audit, api, keys, verifier
+        loop,
+        directory,
+        transport,
+        trust,
+        app,
+        defaults,
+        items,
+        audit,
+        api,
+        keys,
+        verifier,
+        privacy=privacy,
+        learner=learner,
     )
 
 

@@ -538,6 +538,33 @@ class Store:
 
         return await self._run(work)
 
+    async def sealed_evidence_after(self, after: int, limit: int = 1000) -> list[StoredSighting]:
+        """Sightings with sealed evidence whose row id is above ``after``, oldest first
+        (the node's privacy filter learns local names from them)."""
+        stmt = (
+            select(sightings)
+            .where(and_(sightings.c.id > after, sightings.c.evidence.is_not(None)))
+            .order_by(sightings.c.id)
+            .limit(limit)
+        )
+
+        def work() -> list[StoredSighting]:
+            with self._read() as conn:
+                return [
+                    StoredSighting(
+                        id=r["id"],
+                        indicator_id=r["indicator_id"],
+                        source=r["source"],
+                        rule=r["rule"],
+                        observed_at=from_epoch(r["observed_at"]),
+                        count=r["count"],
+                        sealed_evidence=r["evidence"],
+                    )
+                    for r in conn.execute(stmt).mappings()
+                ]
+
+        return await self._run(work)
+
     async def get_position(self, watcher: str, path: str) -> TailPosition | None:
         """Where ``watcher`` stopped reading ``path``."""
         stmt = select(tail_positions).where(
