@@ -11,7 +11,8 @@ node's real sink. Then, at each privacy level, every outgoing path is read raw:
 * gossip: reconciliation, pushes and pulls between real nodes over mutual TLS
   (to a recipient peer and to a non-recipient peer, in both directions);
 * ``GET /api/v1/indicators/public`` on the peer API (TLS);
-* ``GET /api/admin/export`` (stix, json, csv, txt) and ``GET /blocklist.txt``;
+* ``GET /api/admin/export`` (stix, json, csv, txt), ``GET /blocklist.txt`` and the MISP
+  feed at ``/feeds/misp/``;
 * TAXII 2.1 objects at ``/taxii2/`` on the admin listener (taxii2-client);
 * webhooks delivered to a receiver on 127.0.0.1 and CEF lines to a UDP collector.
 
@@ -440,6 +441,16 @@ async def test_no_canary_leaves_by_any_outgoing_path(
             blocklist = await client.get("/blocklist.txt", params={"token": feed_token})
             assert blocklist.status_code == 200
             check("blocklist", blocklist.content, SHARED, RESTRICTED)
+            feed_auth = {"Authorization": f"Bearer {feed_token}"}
+            manifest = await client.get("/feeds/misp/manifest.json", headers=feed_auth)
+            assert manifest.status_code == 200, manifest.text
+            pulled = [manifest.content]
+            for name in [*orjson.loads(manifest.content), "hashes.csv"]:
+                file = name if name == "hashes.csv" else f"{name}.json"
+                response = await client.get(f"/feeds/misp/{file}", headers=feed_auth)
+                assert response.status_code == 200, response.text
+                pulled.append(response.content)
+            check("misp feed", b"\n".join(pulled), SHARED, RESTRICTED)
 
         taxii = admin.url("/taxii2/")
 
