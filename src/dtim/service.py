@@ -982,6 +982,7 @@ async def build_gossip(
         reputation=reputation,
         audit=audit,
     )
+    await inbox.repair()
     loop = GossipLoop(
         index=index,
         inbox=inbox,

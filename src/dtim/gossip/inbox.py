@@ -309,8 +309,21 @@ class Inbox:
             sorting.fresh.append((key, item, subject))
         return sorting
 
+    async def repair(self) -> int:
+        """Write the indicators of received items stored without them (the process died
+        between the two writes of :meth:`accept`); returns how many. Run at start, after
+        the index is loaded."""
+        missing = await self.items.received_without_indicator()
+        if missing:
+            log.warning(
+                "writing %d indicator(s) whose received reports were stored without them",
+                len(missing),
+            )
+            await self._write_indicators(None, missing, self.clock.now())
+        return len(missing)
+
     async def _write_indicators(
-        self, sender: PeerId, touched: dict[str, int], now: datetime
+        self, sender: PeerId | None, touched: dict[str, int], now: datetime
     ) -> None:
         rows: list[Indicator] = []
         for indicator, count in touched.items():
@@ -322,7 +335,7 @@ class Inbox:
             except DTIMError as exc:
                 log.warning("indicator %s from %s not stored: %s", indicator, sender, exc)
                 continue
-            if self.reputation is not None:
+            if self.reputation is not None and sender is not None:
                 self.reputation.record_first_delivery(sender, view.indicator)
                 if view.reporters >= 3:
                     self.reputation.record_corroborated(view.indicator)

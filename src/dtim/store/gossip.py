@@ -31,6 +31,7 @@ from sqlalchemy import (
     Text,
     and_,
     delete,
+    func,
     not_,
     or_,
     select,
@@ -149,6 +150,26 @@ class GossipStore:
                 if rows:
                     conn.execute(gossip_items.insert(), rows)
                 return len(rows)
+
+        return await self.store._run(work)
+
+    async def received_without_indicator(self) -> dict[str, int]:
+        """Indicators that received items name but that have no row: id -> how many items.
+
+        Items and the indicator they merge into are written one after the other, so a
+        process killed between the two leaves items without their indicator.
+        """
+        joined = gossip_items.outerjoin(indicators, indicators.c.id == gossip_items.c.indicator_id)
+        stmt = (
+            select(gossip_items.c.indicator_id, func.count())
+            .select_from(joined)
+            .where(gossip_items.c.received_from.is_not(None), indicators.c.id.is_(None))
+            .group_by(gossip_items.c.indicator_id)
+        )
+
+        def work() -> dict[str, int]:
+            with self.store._read() as conn:
+                return {str(row[0]): int(row[1]) for row in conn.execute(stmt)}
 
         return await self.store._run(work)
 
