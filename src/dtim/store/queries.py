@@ -521,22 +521,7 @@ class Store:
             .limit(limit)
         )
 
-        def work() -> list[StoredSighting]:
-            with self._read() as conn:
-                return [
-                    StoredSighting(
-                        id=r["id"],
-                        indicator_id=r["indicator_id"],
-                        source=r["source"],
-                        rule=r["rule"],
-                        observed_at=from_epoch(r["observed_at"]),
-                        count=r["count"],
-                        sealed_evidence=r["evidence"],
-                    )
-                    for r in conn.execute(stmt).mappings()
-                ]
-
-        return await self._run(work)
+        return await self._run(lambda: self._sightings(stmt))
 
     async def sealed_evidence_after(self, after: int, limit: int = 1000) -> list[StoredSighting]:
         """Sightings with sealed evidence whose row id is above ``after``, oldest first
@@ -548,22 +533,22 @@ class Store:
             .limit(limit)
         )
 
-        def work() -> list[StoredSighting]:
-            with self._read() as conn:
-                return [
-                    StoredSighting(
-                        id=r["id"],
-                        indicator_id=r["indicator_id"],
-                        source=r["source"],
-                        rule=r["rule"],
-                        observed_at=from_epoch(r["observed_at"]),
-                        count=r["count"],
-                        sealed_evidence=r["evidence"],
-                    )
-                    for r in conn.execute(stmt).mappings()
-                ]
+        return await self._run(lambda: self._sightings(stmt))
 
-        return await self._run(work)
+    def _sightings(self, stmt: Any) -> list[StoredSighting]:
+        with self._read() as conn:
+            return [
+                StoredSighting(
+                    id=r["id"],
+                    indicator_id=r["indicator_id"],
+                    source=r["source"],
+                    rule=r["rule"],
+                    observed_at=from_epoch(r["observed_at"]),
+                    count=r["count"],
+                    sealed_evidence=r["evidence"],
+                )
+                for r in conn.execute(stmt).mappings()
+            ]
 
     async def get_position(self, watcher: str, path: str) -> TailPosition | None:
         """Where ``watcher`` stopped reading ``path``."""
