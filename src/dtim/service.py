@@ -982,7 +982,6 @@ async def build_gossip(
         reputation=reputation,
         audit=audit,
     )
-    await inbox.repair()
     loop = GossipLoop(
         index=index,
         inbox=inbox,

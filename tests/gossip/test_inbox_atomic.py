@@ -1,41 +1,25 @@
-"""Received reports stored without their indicator (a crash between the two writes) are
-written at the next start."""
+"""A delivery's items and the indicator they merge into are written together or not at all."""
 
 from __future__ import annotations
 
-import orjson
+from pathlib import Path
 
+import pytest
+from sqlalchemy import text
+
+from dtim.errors import StoreError
 from dtim.gossip.corroboration import NewReportQuota
 from dtim.gossip.inbox import Inbox
-from dtim.gossip.protocol import decode_item
-from dtim.gossip.report import Report
-from dtim.gossip.views import ItemIndex
+from dtim.gossip.report import Report, item_id
 from dtim.model import FakeClock, PeerId, Tlp
 from dtim.store import Store
 from dtim.store.gossip import GossipStore
 from tests.gossip.test_verdicts import ISSUER, PEER, VALUE, index, own
 
 
-def _inbox(held: ItemIndex, store: Store, clock: FakeClock) -> Inbox:
-    return Inbox(
-        held, store, GossipStore(store), node_id=ISSUER.node_id, quota=NewReportQuota(), clock=clock
-    )
-
-
-async def _restarted(store: Store, clock: FakeClock) -> Inbox:
-    """A new index loaded from the stored items, as a restarted node builds it."""
-    held = index()
-    for stored in await GossipStore(store).load_items(int(clock.now().timestamp())):
-        item = decode_item(orjson.loads(stored.body))
-        held.add_received(stored.item_id, item, relay=stored.relay, subject=None)  # type: ignore[arg-type]  # stored ids are item ids
-    return _inbox(held, store, clock)
-
-
-async def test_items_stored_without_their_indicator_are_written_at_start(
-    store: Store, clock: FakeClock
-) -> None:
+def _reports(clock: FakeClock) -> list[Report]:
     bucket = int(clock.now().timestamp()) // 3600 * 3600
-    reports = [
+    return [
         Report(
             indicator=own(clock).id,
             type="ipv4",
@@ -50,18 +34,45 @@ async def test_items_stored_without_their_indicator_are_written_at_start(
         )
         for reporter in ("a", "b")
     ]
-    first = _inbox(index(), store, clock)
-    assert (await first.accept(PeerId(PEER.node_id), reports, via="pull")).received == 2
-    written = await store.get_indicator(own(clock).id)
-    assert written is not None
-    # The process dies after the items' write and before the indicator's.
-    assert await store.delete_indicator(own(clock).id)
 
-    restarted = await _restarted(store, clock)
-    assert await restarted.repair() == 1
-    repaired = await store.get_indicator(own(clock).id)
-    assert repaired is not None
-    assert repaired.value == VALUE
-    assert repaired.confidence == written.confidence
-    assert repaired.sightings == 2
-    assert await restarted.repair() == 0
+
+def _failing_indicator_writes(store: Store, fail: bool) -> None:
+    """A trigger that aborts every write to the indicators table (a disk that fills up
+    between the two writes of a delivery)."""
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER IF EXISTS dtim_test_fail"))
+        if fail:
+            conn.execute(
+                text(
+                    "CREATE TRIGGER dtim_test_fail BEFORE INSERT ON indicators "
+                    "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+                )
+            )
+
+
+async def test_a_failed_indicator_write_keeps_none_of_the_delivery(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async with Store(f"sqlite:///{tmp_path / 'store.db'}") as store:  # the trigger is SQLite's
+        await _delivery_is_all_or_nothing(store, clock)
+
+
+async def _delivery_is_all_or_nothing(store: Store, clock: FakeClock) -> None:
+    held = index()
+    items = GossipStore(store)
+    inbox = Inbox(held, store, items, node_id=ISSUER.node_id, quota=NewReportQuota(), clock=clock)
+    reports = _reports(clock)
+    _failing_indicator_writes(store, True)
+    with pytest.raises(StoreError):
+        await inbox.accept(PeerId(PEER.node_id), reports, via="pull")
+    assert await items.load_items(int(clock.now().timestamp())) == []
+    assert not any(held.known(item_id(report)) for report in reports)
+
+    # Offered again (reconciliation finds them missing), they are taken whole.
+    _failing_indicator_writes(store, False)
+    receipt = await inbox.accept(PeerId(PEER.node_id), reports, via="pull")
+    assert receipt.received == 2
+    assert len(await items.load_items(int(clock.now().timestamp()))) == 2
+    stored = await store.get_indicator(own(clock).id)
+    assert stored is not None
+    assert stored.sightings == 2

@@ -18,10 +18,11 @@ reconciliation session, or stemmed — goes through :meth:`Inbox.accept`:
    (:func:`~dtim.gossip.corroboration.admission_order`);
 6. otherwise stored (``gossip_items``), merged (set union), and the
    indicator's merged view written to the indicators table, with the
-   corroboration caps applied. AMBER and RED are stored without recipients
-   and marked never to be relayed. A new tombstone marks the stored
-   indicator (:func:`~dtim.gossip.verdicts.apply_tombstone`), and while one
-   stands no report writes the indicator again; tombstones are not relayed
+   corroboration caps applied, in the same transaction as the items. AMBER
+   and RED are stored without recipients and marked never to be relayed. A
+   new tombstone marks the stored indicator
+   (:func:`~dtim.gossip.verdicts.apply_tombstone`), and while one stands no
+   report writes the indicator again; tombstones are not relayed
    (each node takes them from their issuer, an approved peer).
 """
 
@@ -223,21 +224,19 @@ class Inbox:
             fresh = self._admission(sorting.fresh)[:granted]
             deferred = len(sorting.fresh) - granted
             stamp = now.timestamp()
-            await self.items.add_items(
-                [
-                    StoredItem(
-                        item_id=key,
-                        stamp=item.timestamp,
-                        indicator_id=item.indicator,
-                        expires=deadline(item, self.index.model),
-                        relay=_relayable(item),
-                        received_from=sender,
-                        received_at=stamp,
-                        body=encode(item),
-                    )
-                    for key, item, _ in fresh
-                ]
-            )
+            stored = [
+                StoredItem(
+                    item_id=key,
+                    stamp=item.timestamp,
+                    indicator_id=item.indicator,
+                    expires=deadline(item, self.index.model),
+                    relay=_relayable(item),
+                    received_from=sender,
+                    received_at=stamp,
+                    body=encode(item),
+                )
+                for key, item, _ in fresh
+            ]
             added: list[ItemId] = []
             touched: dict[str, int] = {}
             tombstones: list[Tombstone] = []
@@ -248,7 +247,16 @@ class Inbox:
                         touched[item.indicator] = touched.get(item.indicator, 0) + 1
                     else:
                         tombstones.append(item)
-            await self._write_indicators(sender, touched, now)
+            views = self._merged_views(sender, touched, now)
+            try:
+                # The items and what they make of their indicators in one transaction: a
+                # process killed between two writes would hold items whose indicator was
+                # never written, and reconciliation would never offer them again.
+                await self.items.add_items(stored, [row for _, row in views])
+            except BaseException:
+                self.index.forget([(key, item) for key, item, _ in fresh])
+                raise
+            self._credit(sender, [view for view, _ in views])
             for tombstone in tombstones:
                 await apply_tombstone(self.store, tombstone, now)
             self._account(sender, sorting, deferred, via)
@@ -309,38 +317,29 @@ class Inbox:
             sorting.fresh.append((key, item, subject))
         return sorting
 
-    async def repair(self) -> int:
-        """Write the indicators of received items stored without them (the process died
-        between the two writes of :meth:`accept`); returns how many. Run at start, after
-        the index is loaded."""
-        missing = await self.items.received_without_indicator()
-        if missing:
-            log.warning(
-                "writing %d indicator(s) whose received reports were stored without them",
-                len(missing),
-            )
-            await self._write_indicators(None, missing, self.clock.now())
-        return len(missing)
-
-    async def _write_indicators(
-        self, sender: PeerId | None, touched: dict[str, int], now: datetime
-    ) -> None:
-        rows: list[Indicator] = []
+    def _merged_views(
+        self, sender: PeerId, touched: dict[str, int], now: datetime
+    ) -> list[tuple[View, Indicator]]:
+        """The merged view of each touched indicator and the row it writes (none while a
+        tombstone stands: no report brings the indicator back)."""
+        out: list[tuple[View, Indicator]] = []
         for indicator, count in touched.items():
             view = self.index.merged(indicator, now)  # type: ignore[arg-type]  # ids are IndicatorId strings
             if view is None or view.verdict is not None:
-                continue  # a standing tombstone: no report brings the indicator back
+                continue
             try:
-                rows.append(indicator_from_view(view, sightings=count, now=now))
+                out.append((view, indicator_from_view(view, sightings=count, now=now)))
             except DTIMError as exc:
                 log.warning("indicator %s from %s not stored: %s", indicator, sender, exc)
-                continue
-            if self.reputation is not None and sender is not None:
-                self.reputation.record_first_delivery(sender, view.indicator)
-                if view.reporters >= 3:
-                    self.reputation.record_corroborated(view.indicator)
-        if rows:
-            await self.store.upsert_indicators(rows)
+        return out
+
+    def _credit(self, sender: PeerId, views: Sequence[View]) -> None:
+        if self.reputation is None:
+            return
+        for view in views:
+            self.reputation.record_first_delivery(sender, view.indicator)
+            if view.reporters >= 3:
+                self.reputation.record_corroborated(view.indicator)
 
     def _account(self, sender: PeerId, sorting: _Sorting, deferred: int, via: str) -> None:
         if self.reputation is not None:

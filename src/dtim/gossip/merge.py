@@ -129,6 +129,18 @@ class MergeState:
         self._ids.add(key)
         return True
 
+    def forget(self, held: Iterable[tuple[ItemId, Item]]) -> None:
+        """Take items back out (their delivery could not be stored)."""
+        for key, item in held:
+            entry = self._entries.get(item.indicator)
+            if entry is None or key not in self._ids:
+                continue
+            entry.reports.pop(key, None)
+            entry.tombstones.pop(key, None)
+            if not entry.reports and not entry.tombstones:
+                del self._entries[item.indicator]
+            self._ids.discard(key)
+
     def update(self, items: Iterable[Item]) -> int:
         """Union many items; returns how many were new."""
         return sum(self.add(item) for item in items)

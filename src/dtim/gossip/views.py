@@ -15,7 +15,7 @@ still holds on the stem stay out of every view.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -142,6 +142,14 @@ class ItemIndex:
         )
         self._version += 1
         return True
+
+    def forget(self, held: Sequence[tuple[ItemId, Item]]) -> None:
+        """Take received items back out (their delivery could not be stored)."""
+        self.merge.forget(held)
+        for key, _ in held:
+            self._received.pop(key, None)
+        if held:
+            self._version += 1
 
     def received(self) -> Iterator[tuple[ItemId, Held]]:
         """Every received item held."""

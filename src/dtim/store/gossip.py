@@ -31,7 +31,6 @@ from sqlalchemy import (
     Text,
     and_,
     delete,
-    func,
     not_,
     or_,
     select,
@@ -130,9 +129,12 @@ class GossipStore:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def add_items(self, items: Sequence[StoredItem]) -> int:
-        """Insert items, skipping ids already stored; returns how many were new."""
-        if not items:
+    async def add_items(
+        self, items: Sequence[StoredItem], indicators: Sequence[Indicator] = ()
+    ) -> int:
+        """Insert items, skipping ids already stored, and merge ``indicators`` (what the items
+        make of them) in the same transaction; returns how many items were new."""
+        if not items and not indicators:
             return 0
         unique = {item.item_id: item for item in items}
 
@@ -149,27 +151,9 @@ class GossipStore:
                 rows = [_item_row(item) for key, item in unique.items() if key not in known]
                 if rows:
                     conn.execute(gossip_items.insert(), rows)
+                if indicators:
+                    self.store._merge_into(conn, indicators)
                 return len(rows)
-
-        return await self.store._run(work)
-
-    async def received_without_indicator(self) -> dict[str, int]:
-        """Indicators that received items name but that have no row: id -> how many items.
-
-        Items and the indicator they merge into are written one after the other, so a
-        process killed between the two leaves items without their indicator.
-        """
-        joined = gossip_items.outerjoin(indicators, indicators.c.id == gossip_items.c.indicator_id)
-        stmt = (
-            select(gossip_items.c.indicator_id, func.count())
-            .select_from(joined)
-            .where(gossip_items.c.received_from.is_not(None), indicators.c.id.is_(None))
-            .group_by(gossip_items.c.indicator_id)
-        )
-
-        def work() -> dict[str, int]:
-            with self.store._read() as conn:
-                return {str(row[0]): int(row[1]) for row in conn.execute(stmt)}
 
         return await self.store._run(work)
 
