@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import gc
 import logging
@@ -30,7 +29,7 @@ from dtim.api.peer import PeerApi, PublicIndicators, build_peer_app
 from dtim.config import NodeHome
 from dtim.crypto.auditlog import AuditLog
 from dtim.crypto.evidence import open_evidence, seal_evidence
-from dtim.crypto.identity import NodeIdentity, create_identity, load_identity, verify_ed25519
+from dtim.crypto.identity import NodeIdentity, create_identity, load_identity
 from dtim.crypto.keyring import Keyring
 from dtim.crypto.nodekeys import NodeKeys
 from dtim.crypto.passwords import new_password
@@ -42,12 +41,12 @@ from dtim.errors import (
     CryptoError,
     DTIMError,
     GossipError,
-    SignatureError,
     ValidationError,
 )
 from dtim.gossip.corroboration import NewReportQuota
 from dtim.gossip.dandelion import DandelionConfig, Router
 from dtim.gossip.inbox import Inbox, subject_of
+from dtim.gossip.issuers import IssuerCap
 from dtim.gossip.nodeinfo import NodeInfo, fetch_node_info
 from dtim.gossip.outbox import REPORTER_SECRET_LABEL, reporter_secret
 from dtim.gossip.peers import (
@@ -62,7 +61,7 @@ from dtim.gossip.peers import (
     set_status,
 )
 from dtim.gossip.protocol import decode_item
-from dtim.gossip.report import ItemId, Report
+from dtim.gossip.report import ItemId, Report, verify_tombstone
 from dtim.gossip.reputation import Reputation
 from dtim.gossip.responder import Responder
 from dtim.gossip.rollout import (
@@ -824,24 +823,17 @@ def _fetcher(seconds: float) -> Callable[[str], Awaitable[NodeInfo]]:
     return fetch
 
 
-def _tombstone_verifier(
-    keys: NodeKeys, directory: PeerDirectory
-) -> Callable[[str, bytes, str], bool]:
-    def verify(issuer: str, payload: bytes, signature: str) -> bool:
-        key = keys.public_key_of(issuer)  # ours, under any id of the rollover chain
-        if key is None:
-            # A peer that rolled its key over issues under its new key's id.
-            peer = directory.get(issuer) or directory.get(keys.owner(issuer) or "")
-            if peer is None or not peer.public_key:
-                return False
-            key = peer.public_key
-        try:
-            verify_ed25519(key, base64.b64decode(signature, validate=True), payload)
-        except (SignatureError, ValueError):
-            return False
-        return True
+def _approved_issuer(keys: NodeKeys, directory: PeerDirectory) -> Callable[[str], bool]:
+    """True for a tombstone issuer the node follows without the daily cap: itself or an
+    approved peer (a peer that rolled its key over issues under its new key's id)."""
 
-    return verify
+    def approved(issuer: str) -> bool:
+        if keys.public_key_of(issuer) is not None:  # ours, under any id of the rollover chain
+            return True
+        owner = keys.owner(issuer) or ""
+        return directory.approved(issuer) is not None or directory.approved(owner) is not None
+
+    return approved
 
 
 class EvidenceLearner:
@@ -939,7 +931,10 @@ async def build_gossip(
         privacy,
         model,
         secret=reporter_secret(identity.sign(REPORTER_SECRET_LABEL)),
-        verify=_tombstone_verifier(keys, directory),
+        verify=verify_tombstone,
+        issuers=IssuerCap(
+            network.max_verdicts_per_unapproved_issuer, _approved_issuer(keys, directory)
+        ),
     )
     reputation = Reputation(clock)
     transport = HttpTransport(
@@ -1076,7 +1071,9 @@ def key_maintenance(
 async def _load_items(index: ItemIndex, items: GossipStore, clock: Clock) -> None:
     log = logging.getLogger("dtim.gossip")
     skipped = 0
-    for stored in await items.load_items(int(clock.now().timestamp())):
+    loaded = await items.load_items(int(clock.now().timestamp()))
+    # In arrival order: the daily cap on unapproved issuers' tombstones is replayed.
+    for stored in sorted(loaded, key=lambda row: row.received_at):
         try:
             item = decode_item(orjson.loads(stored.body))
             index.add_received(
@@ -1084,6 +1081,7 @@ async def _load_items(index: ItemIndex, items: GossipStore, clock: Clock) -> Non
                 item,
                 relay=stored.relay,
                 subject=subject_of(item) if isinstance(item, Report) else None,
+                at=stored.received_at,
             )
         except (DTIMError, orjson.JSONDecodeError):
             skipped += 1
@@ -1180,8 +1178,7 @@ async def verdict_command(
             store,
             indicator.id,
             chosen,
-            node_id=identity.node_id,
-            sign=identity.sign,
+            issuer=identity,
             model=decay_model_for(home),
             now=clock.now(),
             reason=reason,

@@ -1,21 +1,25 @@
-"""Factories for gossip tests: reports, tombstones and a stand-in signer."""
+"""Factories for gossip tests: reports, and tombstones signed by fixed Ed25519 identities."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from dtim.aging import Verdict
+from dtim.crypto.identity import NodeIdentity
 from dtim.gossip.corroboration import reporter_token
-from dtim.gossip.report import Report, Tombstone
+from dtim.gossip.report import Report, Tombstone, verify_tombstone
 from dtim.model import indicator_id
 from dtim.model.tlp import Tlp
 
 BUCKET = 1_772_366_400  # 2026-03-01T12:00:00Z
 DAY = 86400
-ISSUER_KEYS = {"node-a": b"a" * 32, "node-b": b"b" * 32}
+NODE_A = NodeIdentity(Ed25519PrivateKey.from_private_bytes(b"a" * 32))
+NODE_B = NodeIdentity(Ed25519PrivateKey.from_private_bytes(b"b" * 32))
+verify = verify_tombstone
+"""The node's check: the tombstone's own key names its issuer and signed it."""
 
 
 def make_report(value: str = "203.0.113.7", type_: str = "ipv4", **overrides: Any) -> Report:
@@ -37,20 +41,15 @@ def make_report(value: str = "203.0.113.7", type_: str = "ipv4", **overrides: An
     return Report(**fields)
 
 
-def sign(issuer: str, payload: bytes) -> str:
-    """A stand-in signature (HMAC); the real node uses its Ed25519 identity."""
-    return base64.b64encode(
-        hmac.new(ISSUER_KEYS[issuer], payload, hashlib.sha256).digest()
-    ).decode()
-
-
-def verify(issuer: str, payload: bytes, signature: str) -> bool:
-    """Checks :func:`sign`'s signatures."""
-    return issuer in ISSUER_KEYS and hmac.compare_digest(sign(issuer, payload), signature)
-
-
-def make_tombstone(value: str = "203.0.113.7", type_: str = "ipv4", **overrides: Any) -> Tombstone:
-    """A tombstone signed by ``node-a`` (unless ``signature`` is overridden)."""
+def make_tombstone(
+    value: str = "203.0.113.7",
+    type_: str = "ipv4",
+    *,
+    signer: NodeIdentity = NODE_A,
+    **overrides: Any,
+) -> Tombstone:
+    """A tombstone signed by ``signer`` (unless ``signature`` is overridden); the issuer and
+    its key are the signer's unless overridden (then the signature covers the overrides)."""
     fields: dict[str, Any] = {
         "indicator": indicator_id(type_, value),
         "verdict": Verdict.FALSE_POSITIVE,
@@ -58,11 +57,13 @@ def make_tombstone(value: str = "203.0.113.7", type_: str = "ipv4", **overrides:
         "recipients": (),
         "issued": BUCKET,
         "expires": BUCKET + 7 * DAY,
-        "issuer": "node-a",
+        "issuer": signer.node_id,
+        "issuer_key": signer.public_key_b64,
         "signature": "",
     }
     fields.update(overrides)
     unsigned = Tombstone(**fields)
     if "signature" in overrides:
         return unsigned
-    return Tombstone(**{**fields, "signature": sign(unsigned.issuer, unsigned.signed_payload())})
+    signature = base64.b64encode(signer.sign(unsigned.signed_payload())).decode("ascii")
+    return Tombstone(**{**fields, "signature": signature})

@@ -182,6 +182,13 @@ def test_bad_tombstones_and_non_objects() -> None:
     with pytest.raises(ProtocolError, match="not a JSON object"):
         decode_item([1, 2])
     assert decode_item(make_tombstone().to_json()) == make_tombstone()
+    keyless = {k: v for k, v in make_tombstone().to_json().items() if k != "issuer_key"}
+    with pytest.raises(ProtocolError, match="'issuer_key': missing"):
+        decode_item(keyless)
+    with pytest.raises(ProtocolError, match=r"'issuer_key'.*32-byte"):
+        decode_item({**make_tombstone().to_json(), "issuer_key": "AAAA"})
+    with pytest.raises(ProtocolError, match=r"'issuer'.*node id"):
+        decode_item({**make_tombstone().to_json(), "issuer": "node-a"})
 
 
 @pytest.mark.parametrize(

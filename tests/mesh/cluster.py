@@ -226,10 +226,9 @@ class Mesh:
     started: float = field(default_factory=time.monotonic)
 
     def formed(self) -> bool:
-        """Every node pinned the CA of every other, and the outsider pinned n0's."""
+        """Every node pinned the CA of every peer it approved (the outsider: n0's)."""
         nodes = self.nodes if self.outsider is None else [*self.nodes, self.outsider]
-        wanted = {n.name: len(self.nodes) - 1 for n in self.nodes}
-        return all(n.pinned() >= wanted.get(n.name, 1) for n in nodes)
+        return all(n.pinned() >= len(n.peers) for n in nodes)
 
     def __getitem__(self, index: int) -> MeshNode:
         return self.nodes[index]
@@ -313,6 +312,15 @@ def approve_all(nodes: Sequence[MeshNode], groups: dict[tuple[str, str], list[st
             for other in nodes
             if other is not node
         ]
+
+
+def approve_links(nodes: Sequence[MeshNode], links: Sequence[tuple[int, int]]) -> None:
+    """Only the linked nodes approve each other (both ways): a partial mesh."""
+    for node in nodes:
+        node.peers = []
+    for one, other in links:
+        for node, peer in ((nodes[one], nodes[other]), (nodes[other], nodes[one])):
+            node.peers.append({"endpoint": peer.url, "public_key": peer.public_key})
 
 
 def indicators(values: Sequence[str], **fields: Any) -> list[Indicator]:

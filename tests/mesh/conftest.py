@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
@@ -13,6 +13,7 @@ from tests.mesh.cluster import (
     Mesh,
     MeshNode,
     approve_all,
+    approve_links,
     init_homes,
     stop_all,
 )
@@ -22,23 +23,36 @@ from tests.mesh.cluster import (
 def mesh_of(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Mesh]]:
     """Start meshes: ``mesh_of(count, groups={(node, peer): [group]})``; all killed at the end.
 
-    The mesh is returned once every node has pinned every other (the mesh is
-    formed). One more node, ``x``, runs too: it approved ``n0``, which never
-    approves it.
+    The mesh is returned once every node has pinned every peer it approved (the
+    mesh is formed). Every node approves every other, or with ``links=[(0, 1), ...]``
+    only the linked pairs approve each other. One more node, ``x``, runs too
+    (unless ``outsider=False``): it approved ``n0``, which never approves it.
     """
     started: list[MeshNode] = []
 
-    def make(count: int, groups: dict[tuple[str, str], list[str]] | None = None) -> Mesh:
+    def make(
+        count: int,
+        groups: dict[tuple[str, str], list[str]] | None = None,
+        *,
+        links: Sequence[tuple[int, int]] | None = None,
+        outsider: bool = True,
+    ) -> Mesh:
         root = tmp_path_factory.mktemp("mesh")
-        *nodes, spare = init_homes(root, [*(f"n{i}" for i in range(count)), "x"])
-        approve_all(nodes, groups or {})
-        # The outsider approves n0, which never approves it.
-        spare.peers = [{"endpoint": nodes[0].url, "public_key": nodes[0].public_key}]
+        names = [f"n{i}" for i in range(count)]
+        homes = init_homes(root, [*names, "x"] if outsider else names)
+        nodes, spare = homes[:count], (homes[count] if outsider else None)
+        if links is None:
+            approve_all(nodes, groups or {})
+        else:
+            approve_links(nodes, links)
+        if spare is not None:
+            # The outsider approves n0, which never approves it.
+            spare.peers = [{"endpoint": nodes[0].url, "public_key": nodes[0].public_key}]
         mesh = Mesh(root, nodes, started, outsider=spare)
-        for node in (*nodes, spare):
+        for node in homes:
             node.start()
             started.append(node)
-        mesh.wait_for(mesh.formed, "every node pinned every other", FORMATION)
+        mesh.wait_for(mesh.formed, "every node pinned the peers it approved", FORMATION)
         return mesh
 
     try:

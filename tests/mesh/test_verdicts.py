@@ -5,6 +5,10 @@ marks it false positive with ``dtim indicators verdict`` against n1's store
 while n1 runs; the signed tombstone reaches every node, which marks the
 indicator (confidence 0, kept out of every export), and a later sighting at
 the origin does not bring it back.
+
+In a line A—B—C (A and C have not approved each other) a verdict given at A
+reaches C through B, which relays the tombstone: C checks it against the key
+it carries and applies it although it never approved A.
 """
 
 from __future__ import annotations
@@ -29,6 +33,12 @@ SLACK = 6.0
 @pytest.fixture(scope="module")
 def mesh(mesh_of: Callable[..., Mesh]) -> Mesh:
     return mesh_of(3)
+
+
+@pytest.fixture(scope="module")
+def line(mesh_of: Callable[..., Mesh]) -> Mesh:
+    """A—B—C: only neighbours approve each other."""
+    return mesh_of(3, links=[(0, 1), (1, 2)], outsider=False)
 
 
 def row(node: MeshNode, value: str) -> tuple[int, str, dict[str, object]] | None:
@@ -104,3 +114,37 @@ def test_false_positive_from_one_analyst_converges_on_every_node(mesh: Mesh) -> 
     while time.monotonic() < settle:
         assert all(suppressed(n, value) for n in mesh.nodes), mesh.logs()
         time.sleep(0.2)  # sampling that the state holds over three rounds
+
+
+def test_a_verdict_crosses_a_line_to_a_node_that_never_approved_its_issuer(line: Mesh) -> None:
+    a, b, c = line.nodes
+    # A and C approved only B; B approved both.
+    assert [p["endpoint"] for p in a.peers] == [b.url]
+    assert [p["endpoint"] for p in c.peers] == [b.url]
+    value = public_ips(1, start=7300)[0]
+    a.add(indicators([value], confidence=80))
+    line.wait_for(
+        lambda: value in c.values(),
+        "A's indicator reaches C through B",
+        2 * ROUNDS * INTERVAL * 1.2 + SLACK + 4 * INTERVAL,  # two hops, the Dandelion++ hold
+    )
+
+    done = json.loads(
+        dtim(
+            "indicators", "verdict", value, "false-positive", "--home", str(a.home), "--json"
+        ).stdout
+    )
+    assert done["shared"] is True
+    # One round to B, one more to C, with slack for a round that just started.
+    bound = 4 * INTERVAL * 1.2 + SLACK
+    took = line.wait_for(
+        lambda: suppressed(b, value) and suppressed(c, value),
+        "C marks the indicator false positive, issued by A and relayed by B",
+        bound,
+    )
+    assert took < bound
+    held = row(c, value)
+    assert held is not None
+    verdict = held[2][VERDICT_FIELD]
+    assert isinstance(verdict, dict)
+    assert verdict["issuer"] == a.node_id

@@ -22,7 +22,7 @@ from dtim.crypto.auditlog import AuditEvent, AuditLog
 from dtim.crypto.keyring import Keyring
 from dtim.crypto.rotation import RotationKind, last_rotation, rotate
 from dtim.errors import DTIMError, ValidationError
-from dtim.gossip.verdicts import VerdictRecord, record_verdict
+from dtim.gossip.verdicts import Issuer, VerdictRecord, record_verdict
 from dtim.model import (
     Indicator,
     JsonObject,
@@ -93,7 +93,7 @@ class AdminContext:
         peer_control: the gossip layer's peer actions; without it the store is updated
             directly (the gossip loop reads peer status from the store).
         gossip_status, registry_status: optional status providers for the overview.
-        sign: the node identity's signature (verdicts' tombstones); without it
+        issuer: the node identity (signs verdicts' tombstones); without it
             verdicts cannot be given here.
     """
 
@@ -115,7 +115,7 @@ class AdminContext:
     gossip_status: StatusProvider | None = None
     registry_status: StatusProvider | None = None
     local_sources: tuple[str, ...] = LOCAL_SOURCES
-    sign: Callable[[bytes], bytes] | None = None
+    issuer: Issuer | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,7 +342,7 @@ class AdminOps:
             ValidationError: unknown verdict, bad reason or confidence, or no signing key.
         """
         chosen = Verdict.parse(verdict)
-        if self.ctx.sign is None:
+        if self.ctx.issuer is None:
             raise ValidationError("verdict", "this admin listener has no node key to sign with")
         if await self.ctx.store.get_indicator(indicator_id) is None:
             raise NotFoundError(f"no indicator with id {indicator_id!r}")
@@ -350,8 +350,7 @@ class AdminOps:
             self.ctx.store,
             indicator_id,
             chosen,
-            node_id=self.ctx.node_id,
-            sign=self.ctx.sign,
+            issuer=self.ctx.issuer,
             model=self.ctx.decay,
             now=self.ctx.clock.now(),
             reason=reason,

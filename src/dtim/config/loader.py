@@ -252,11 +252,11 @@ def _check(section: str, key: str, value: Any) -> None:
         and value < 1
     ):
         raise ValueError(f"expected at least 1, got {value}")
-    if (
-        section == "security"
-        and key in {"key_rotation_days", "signature_window_seconds"}
-        and value < 0
-    ):
+    if (section, key) in {
+        ("security", "key_rotation_days"),
+        ("security", "signature_window_seconds"),
+        ("network", "max_verdicts_per_unapproved_issuer"),
+    } and value < 0:
         raise ValueError(f"expected zero or more, got {value}")
     if section == "aging" and value <= 0:
         raise ValueError(f"expected a positive number, got {value}")

@@ -98,6 +98,12 @@ class NetworkSettings:
     max_new_reports_per_peer: int = setting(
         1000, "New reports accepted from one peer per round; the rest wait for later rounds."
     )
+    max_verdicts_per_unapproved_issuer: int = setting(
+        100,
+        "Verdict tombstones (false-positive, revoked) from one issuer this node has not "
+        "approved that it applies per day; more are stored and relayed but not applied. "
+        "0 follows approved peers' verdicts only.",
+    )
     request_timeout_seconds: float = setting(10, "Timeout of every call to a peer or the registry.")
     max_body_bytes: int = setting(
         1_048_576, "Largest request body the peer API accepts (413 beyond)."

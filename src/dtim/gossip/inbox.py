@@ -19,11 +19,14 @@ reconciliation session, or stemmed — goes through :meth:`Inbox.accept`:
 6. otherwise stored (``gossip_items``), merged (set union), and the
    indicator's merged view written to the indicators table, with the
    corroboration caps applied, in the same transaction as the items. AMBER
-   and RED are stored without recipients and marked never to be relayed. A
-   new tombstone marks the stored indicator
-   (:func:`~dtim.gossip.verdicts.apply_tombstone`), and while one stands no
-   report writes the indicator again; tombstones are not relayed
-   (each node takes them from their issuer, an approved peer).
+   and RED are stored without recipients and marked never to be relayed.
+   Tombstones are relayed like CLEAR/GREEN reports, whoever issued them (each
+   carries its issuer's key, so any node can check it). A new tombstone marks
+   the stored indicator (:func:`~dtim.gossip.verdicts.apply_tombstone`), and
+   while one stands no report writes the indicator again, unless it is beyond
+   the daily cap of its issuer (an issuer this node has not approved,
+   :class:`~dtim.gossip.issuers.IssuerCap`): then it is held and relayed but
+   changes nothing here, and is counted in ``dtim_gossip_verdicts_capped_total``.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from dtim.gossip.reputation import Reputation
 from dtim.gossip.verdicts import apply_tombstone
 from dtim.gossip.views import ItemIndex
 from dtim.metrics import METRICS
-from dtim.model import Clock, Indicator, PeerId, Scope, Tlp, make_indicator
+from dtim.model import Clock, Indicator, IndicatorId, PeerId, Scope, Tlp, make_indicator
 from dtim.model.indicator import JsonValue
 from dtim.store import Store
 from dtim.store.gossip import GossipStore, StoredItem
@@ -54,6 +57,12 @@ log = logging.getLogger("dtim.gossip")
 
 REFUSED_METRIC = "dtim_gossip_items_refused_total"
 METRICS.declare(REFUSED_METRIC, "counter", "Items from peers refused, by reason.")
+CAPPED_METRIC = "dtim_gossip_verdicts_capped_total"
+METRICS.declare(
+    CAPPED_METRIC,
+    "counter",
+    "Tombstones held and relayed but not applied: beyond their unapproved issuer's daily cap.",
+)
 _NODE_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -100,6 +109,7 @@ class Receipt:
         invalid: malformed items, RED not naming us, tombstones that do not verify.
         warninglisted: items refused by a warninglist.
         deferred: new items beyond the sender's quota this round.
+        capped: new tombstones held and relayed but not applied (their issuer's daily cap).
     """
 
     new: tuple[ItemId, ...] = ()
@@ -109,6 +119,7 @@ class Receipt:
     invalid: int = 0
     warninglisted: int = 0
     deferred: int = 0
+    capped: int = 0
 
     @property
     def received(self) -> int:
@@ -240,13 +251,18 @@ class Inbox:
             added: list[ItemId] = []
             touched: dict[str, int] = {}
             tombstones: list[Tombstone] = []
+            capped: list[Tombstone] = []
             for key, item, subject in fresh:
-                if self.index.add_received(key, item, relay=_relayable(item), subject=subject):
+                if self.index.add_received(
+                    key, item, relay=_relayable(item), subject=subject, at=stamp
+                ):
                     added.append(key)
                     if isinstance(item, Report):
                         touched[item.indicator] = touched.get(item.indicator, 0) + 1
-                    else:
+                    elif self.index.applies(key):
                         tombstones.append(item)
+                    else:
+                        capped.append(item)
             views = self._merged_views(sender, touched, now)
             try:
                 # The items and what they make of their indicators in one transaction: a
@@ -260,6 +276,7 @@ class Inbox:
             for tombstone in tombstones:
                 await apply_tombstone(self.store, tombstone, now)
             self._account(sender, sorting, deferred, via)
+            self._capped(sender, capped, via)
             return Receipt(
                 new=tuple(added),
                 seen=tuple(sorting.seen),
@@ -268,6 +285,7 @@ class Inbox:
                 invalid=len(sorting.invalid),
                 warninglisted=len(sorting.warninglisted),
                 deferred=deferred,
+                capped=len(capped),
             )
 
     def _admission(
@@ -324,8 +342,10 @@ class Inbox:
         tombstone stands: no report brings the indicator back)."""
         out: list[tuple[View, Indicator]] = []
         for indicator, count in touched.items():
-            view = self.index.merged(indicator, now)  # type: ignore[arg-type]  # ids are IndicatorId strings
-            if view is None or view.verdict is not None:
+            key = IndicatorId(indicator)
+            view = self.index.merged(key, now)
+            # Only a tombstone that applies here keeps the indicator out (not one over the cap).
+            if view is None or self.index.standing(key, now):
                 continue
             try:
                 out.append((view, indicator_from_view(view, sightings=count, now=now)))
@@ -366,9 +386,32 @@ class Inbox:
             METRICS.inc(REFUSED_METRIC, deferred, reason="deferred")
             log.info("peer %s is over its quota this round: %d deferred", sender[:16], deferred)
 
+    def _capped(self, sender: PeerId, capped: Sequence[Tombstone], via: str) -> None:
+        if not capped:
+            return
+        METRICS.inc(CAPPED_METRIC, len(capped))
+        issuers = sorted({t.issuer for t in capped})
+        log.warning(
+            "%d tombstone(s) from peer %s held but not applied: issuer(s) %s over the daily cap",
+            len(capped),
+            sender[:16],
+            ", ".join(i[:16] for i in issuers),
+        )
+        record(
+            self.audit,
+            {
+                "event": "verdicts_capped",
+                "peer": sender,
+                "via": via,
+                "count": len(capped),
+                "issuers": list(issuers[:50]),
+                "indicators": [t.indicator for t in capped[:200]],
+            },
+        )
+
 
 def _relayable(item: Item) -> bool:
     # AMBER, AMBER+STRICT and RED go to their named recipients only, never further.
-    # A tombstone travels from its issuer to the issuer's approved peers only: a node
-    # follows the verdicts of peers it approved, whose keys it holds to check them.
-    return not item.tlp.needs_recipients and not isinstance(item, Tombstone)
+    # Tombstones (always CLEAR/GREEN) are relayed whoever issued them: each carries its
+    # issuer's key, so every node can check it and the verdict reaches the whole mesh.
+    return not item.tlp.needs_recipients

@@ -14,8 +14,13 @@ else is derived from the set on read:
   model, unless a valid tombstone (a signed ``false_positive``/``revoked``
   verdict that has not expired) suppresses it.
 
-Tombstones are checked with a ``verify(issuer, payload, signature)`` callable
-when they are added, so this module needs no key material.
+Tombstones are checked with a ``verify(tombstone)`` callable when they are
+added (the node's is :func:`~dtim.gossip.report.verify_tombstone`, which
+checks the tombstone against the key it carries), so this module needs no key
+material. The merge applies no per-node policy: whether a node lets a
+verified tombstone change its indicators (the daily cap on unapproved
+issuers) is decided outside it (:class:`~dtim.gossip.issuers.IssuerCap`), so
+the derived view stays the same in any order of deliveries.
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ from dtim.gossip.report import Item, ItemId, Report, Tombstone, item_id
 from dtim.model.ids import IndicatorId
 from dtim.model.tlp import Tlp
 
-Verify = Callable[[str, bytes, str], bool]
-"""``verify(issuer, signed_payload, signature)``: True when the issuer signed it."""
+Verify = Callable[[Tombstone], bool]
+"""``verify(tombstone)``: True when its issuer signed it."""
 
 
 def _at(seconds: int) -> datetime:
@@ -117,7 +122,7 @@ class MergeState:
             return False
         entry = self._entries.setdefault(item.indicator, _Entry())
         if isinstance(item, Tombstone):
-            if not self._verify(item.issuer, item.signed_payload(), item.signature):
+            if not self._verify(item):
                 if not entry.reports and not entry.tombstones:
                     del self._entries[item.indicator]
                 raise SignatureError(
@@ -156,13 +161,15 @@ class MergeState:
         entry = self._entries.get(indicator)
         return len({r.reporter for r in entry.reports.values()}) if entry else 0
 
-    def standing(self, indicator: IndicatorId, now: datetime) -> tuple[Tombstone, ...]:
-        """The tombstones held for ``indicator`` that have not expired at ``now``."""
+    def standing(
+        self, indicator: IndicatorId, now: datetime
+    ) -> tuple[tuple[ItemId, Tombstone], ...]:
+        """The ``(id, tombstone)`` pairs held for ``indicator`` not expired at ``now``."""
         entry = self._entries.get(indicator)
         if entry is None:
             return ()
         moment = now.timestamp()
-        return tuple(t for t in entry.tombstones.values() if moment < t.expires)
+        return tuple((k, t) for k, t in entry.tombstones.items() if moment < t.expires)
 
     def indicators(self) -> frozenset[IndicatorId]:
         """Indicators with at least one item."""

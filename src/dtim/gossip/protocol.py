@@ -290,6 +290,7 @@ def decode_item(document: object) -> Item:
             issued=_number(document, "issued"),
             expires=_number(document, "expires"),
             issuer=_text(document, "issuer"),
+            issuer_key=_text(document, "issuer_key"),
             signature=_text(document, "signature"),
         )
     except ValidationError as exc:
@@ -304,7 +305,7 @@ _REPORT_FIELDS = frozenset(
 )
 _TOMBSTONE_FIELDS = frozenset(
     {"v", "kind", "indicator", "verdict", "tlp", "recipients", "issued", "expires", "issuer"}
-    | {"signature"}
+    | {"issuer_key", "signature"}
 )
 
 

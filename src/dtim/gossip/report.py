@@ -9,6 +9,8 @@ only, so a report looks the same whoever relays it.
 
 A **tombstone** is an analyst's ``false_positive`` / ``revoked`` verdict,
 signed by the analyst's node and expiring; it wins over reports while valid.
+It carries the issuer's public key (the issuer id is that key's hash), so any
+node can check it without knowing the issuer, and every node relays it.
 
 Both are identified by the SHA-256 of their canonical encoding (RFC 8785
 JSON) and sorted by ``(timestamp, id)`` for range-based reconciliation.
@@ -17,6 +19,7 @@ Decaying confidence is derived on read and never part of a hashed item.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from dataclasses import dataclass
@@ -25,7 +28,8 @@ from typing import NewType
 import orjson
 
 from dtim.aging import Verdict
-from dtim.errors import ValidationError
+from dtim.crypto.identity import node_id_of, verify_ed25519
+from dtim.errors import SignatureError, ValidationError
 from dtim.model.ids import IndicatorId, indicator_id
 from dtim.model.indicator import JsonObject, validate_confidence
 from dtim.model.tlp import Tlp
@@ -39,10 +43,10 @@ MAX_TIMESTAMP = 2**62
 """Upper limit of any timestamp field (seconds); far beyond any real date."""
 MAX_VALUE_LENGTH = 4096
 MAX_LISTED = 64
-MAX_ISSUER_LENGTH = 256
 MAX_SIGNATURE_LENGTH = 512
 
 _TOKEN = re.compile(r"^[0-9a-f]{32}$")
+_NODE_ID = re.compile(r"^[0-9a-f]{64}$")
 _SUPPRESSING = frozenset({Verdict.FALSE_POSITIVE, Verdict.REVOKED})
 
 
@@ -152,7 +156,8 @@ class Tombstone:
         recipients: as for reports.
         issued: when the analyst decided (Unix seconds; the sort timestamp).
         expires: when the verdict stops applying.
-        issuer: the signing node's id (the verify callable resolves its key).
+        issuer: the signing node's id: hex SHA-256 of ``issuer_key`` (:func:`verify_tombstone`).
+        issuer_key: the signing node's raw Ed25519 public key, standard base64 (44 characters).
         signature: base64 signature over :meth:`signed_payload`.
     """
 
@@ -163,6 +168,7 @@ class Tombstone:
     issued: int
     expires: int
     issuer: str
+    issuer_key: str
     signature: str
 
     def __post_init__(self) -> None:
@@ -173,8 +179,9 @@ class Tombstone:
         _check_timestamp("expires", self.expires)
         if self.expires <= self.issued:
             raise ValidationError("expires", "must be later than issued")
-        if not self.issuer or len(self.issuer) > MAX_ISSUER_LENGTH:
-            raise ValidationError("issuer", f"must be 1-{MAX_ISSUER_LENGTH} characters")
+        if not _NODE_ID.match(self.issuer):
+            raise ValidationError("issuer", "must be a node id (64 lowercase hex digits)")
+        _check_public_key(self.issuer_key)
         if len(self.signature) > MAX_SIGNATURE_LENGTH:
             raise ValidationError("signature", f"longer than {MAX_SIGNATURE_LENGTH} characters")
 
@@ -195,6 +202,7 @@ class Tombstone:
             "issued": self.issued,
             "expires": self.expires,
             "issuer": self.issuer,
+            "issuer_key": self.issuer_key,
         }
 
     def signed_payload(self) -> bytes:
@@ -204,6 +212,33 @@ class Tombstone:
     def to_json(self) -> JsonObject:
         """The wire and hashing form (the signature included)."""
         return {**self.unsigned_json(), "signature": self.signature}
+
+
+def _check_public_key(value: str) -> None:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:  # binascii.Error
+        raise ValidationError("issuer_key", "is not standard base64") from None
+    # The canonical base64 only: another spelling of the same key would give another item id.
+    if len(raw) != 32 or base64.b64encode(raw).decode("ascii") != value:
+        raise ValidationError("issuer_key", "must be the base64 of a 32-byte Ed25519 public key")
+
+
+def verify_tombstone(tombstone: Tombstone) -> bool:
+    """True when the tombstone's own key names its issuer and signed it.
+
+    Needs no key of this node's: the issuer id is the hash of the key, so a
+    relayed tombstone is checked the same way as one taken from its issuer.
+    """
+    raw = base64.b64decode(tombstone.issuer_key)
+    if node_id_of(raw) != tombstone.issuer:
+        return False
+    try:
+        signature = base64.b64decode(tombstone.signature, validate=True)
+        verify_ed25519(tombstone.issuer_key, signature, tombstone.signed_payload())
+    except (ValueError, SignatureError):  # not base64, or a bad signature
+        return False
+    return True
 
 
 Item = Report | Tombstone

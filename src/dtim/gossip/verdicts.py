@@ -14,10 +14,12 @@ admin API, the dashboard):
 A running node picks its own tombstones up from the store when it publishes
 (:func:`adopt_verdicts`, on the indicator's change number), so a verdict given
 by the CLI against the store of a running node spreads without a restart, by
-the same reconciliation as reports, to the node's approved peers (they do
-not relay it further: a node follows the verdicts of the peers it approved).
-There a new tombstone marks the indicator the same way
-(:func:`apply_tombstone`), and no report revives it while the tombstone stands.
+the same reconciliation as reports, to every node of the mesh: a tombstone
+carries its issuer's public key, so each node checks it without knowing the
+issuer, and relays it. There a new tombstone marks the indicator the same way
+(:func:`apply_tombstone`), and no report revives it while the tombstone
+stands; from an issuer the node has not approved, at most a daily number per
+issuer do (:class:`~dtim.gossip.issuers.IssuerCap`).
 
 Tombstones name the indicator, so only indicators any approved peer may see
 (TLP:CLEAR or GREEN, scope ``private`` or ``public``) get one; a verdict on an
@@ -28,9 +30,10 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import orjson
 
@@ -48,8 +51,25 @@ from dtim.store.gossip import GossipStore, StoredItem
 
 log = logging.getLogger("dtim.gossip")
 
-Sign = Callable[[bytes], bytes]
-"""Signs bytes with the node's Ed25519 identity (``NodeIdentity.sign``)."""
+
+class Issuer(Protocol):
+    """Who signs tombstones: the node identity (:class:`~dtim.crypto.identity.NodeIdentity`)."""
+
+    @property
+    def node_id(self) -> str:
+        """Hex SHA-256 of the raw public key."""
+        ...
+
+    @property
+    def public_key_b64(self) -> str:
+        """Standard base64 of the raw Ed25519 public key."""
+        ...
+
+    def sign(self, message: bytes) -> bytes:
+        """Ed25519 signature of ``message``."""
+        ...
+
+
 MAX_REASON_LENGTH = 500
 _SHARED_TLPS = frozenset({Tlp.CLEAR, Tlp.GREEN})
 _SHARED_SCOPES = frozenset({Scope.PRIVATE, Scope.PUBLIC})
@@ -164,12 +184,11 @@ def sign_tombstone(
     indicator: Indicator,
     verdict: Verdict,
     *,
-    issuer: str,
-    sign: Sign,
+    issuer: Issuer,
     issued: datetime,
     expires: datetime,
 ) -> Tombstone:
-    """A tombstone for ``indicator`` signed with ``sign`` (TLP:GREEN, no recipients).
+    """A tombstone for ``indicator`` signed by ``issuer``, its key included (TLP:GREEN).
 
     Raises:
         ValidationError: ``verdict`` is ``confirmed`` (tombstones only suppress).
@@ -181,10 +200,11 @@ def sign_tombstone(
         recipients=(),
         issued=int(issued.timestamp()),
         expires=int(expires.timestamp()),
-        issuer=issuer,
+        issuer=issuer.node_id,
+        issuer_key=issuer.public_key_b64,
         signature="",
     )
-    signature = base64.b64encode(sign(unsigned.signed_payload())).decode("ascii")
+    signature = base64.b64encode(issuer.sign(unsigned.signed_payload())).decode("ascii")
     return replace(unsigned, signature=signature)
 
 
@@ -200,8 +220,7 @@ async def record_verdict(
     indicator_id: str,
     verdict: Verdict,
     *,
-    node_id: str,
-    sign: Sign,
+    issuer: Issuer,
     model: DecayModel,
     now: datetime,
     reason: str = "",
@@ -215,8 +234,7 @@ async def record_verdict(
 
     Args:
         indicator_id: the indicator's id.
-        node_id: this node's id (the tombstone's issuer).
-        sign: the node's identity signature.
+        issuer: this node's identity (signs the tombstone; its id is the issuer).
         model: the decay model (the tombstone lives one lifetime of the type).
         reason: the analyst's note (kept on this node only).
         confidence: what ``confirmed`` pins (0-100).
@@ -240,9 +258,7 @@ async def record_verdict(
         expires = now + max(model.lifetime(current.type), timedelta(seconds=1))
         withheld = withheld_reason(current)
         if not withheld:
-            tombstone = sign_tombstone(
-                current, verdict, issuer=node_id, sign=sign, issued=now, expires=expires
-            )
+            tombstone = sign_tombstone(current, verdict, issuer=issuer, issued=now, expires=expires)
             key = item_id(tombstone)
             await GossipStore(store).add_items(
                 [
@@ -261,7 +277,7 @@ async def record_verdict(
     marked = mark(
         current,
         verdict,
-        issuer=node_id,
+        issuer=issuer.node_id,
         issued=now,
         expires=expires,
         confidence=confidence,
@@ -282,6 +298,8 @@ async def record_verdict(
 async def apply_tombstone(store: Store, tombstone: Tombstone, now: datetime) -> Indicator | None:
     """Mark the stored indicator a valid tombstone is about; returns it (None: not stored).
 
+    The issuer's id goes into the verdict field, so an operator sees who decided,
+    whether or not the issuer is one of this node's approved peers.
     An indicator already marked by a verdict that lasts at least as long is left as it is,
     so the same tombstones give the same row in any order.
     """
@@ -330,8 +348,9 @@ async def adopt_verdicts(
     * a marked indicator: its tombstones in ``gossip_items`` (issued here by
       the CLI or the admin API, possibly in another process) enter the index
       and so every peer's view;
-    * an unmarked indicator with a tombstone standing in the index (a node's
-      own watcher saw it again after the verdict arrived): it is marked too.
+    * an unmarked indicator with a tombstone standing in the index that
+      applies here (a node's own watcher saw it again after the verdict
+      arrived): it is marked too.
 
     Raises:
         StoreError: the store failed.
@@ -341,7 +360,7 @@ async def adopt_verdicts(
         if VERDICT_FIELD in indicator.custom_fields:
             marked.append(indicator.id)
             continue
-        standing = index.merge.standing(IndicatorId(indicator.id), now)
+        standing = index.standing(IndicatorId(indicator.id), now)
         if standing:
             await apply_tombstone(store, max(standing, key=lambda t: t.expires), now)
     adopted = 0
@@ -356,7 +375,7 @@ async def adopt_verdicts(
         if not isinstance(item, Tombstone):
             continue
         try:
-            adopted += index.add_received(key, item, relay=True, subject=None)
-        except SignatureError as exc:  # issued under an identity this node no longer has
-            log.warning("own tombstone for %s not adopted: %s", item.indicator, exc)
+            adopted += index.add_received(key, item, relay=True, subject=None, at=now.timestamp())
+        except SignatureError as exc:  # a row altered in the store
+            log.warning("stored tombstone for %s not adopted: %s", item.indicator, exc)
     return adopted

@@ -4,6 +4,8 @@ The :class:`ItemIndex` holds every live item of the node in memory:
 
 * items received from peers (their CRDT merge in a :class:`~dtim.gossip.merge.MergeState`),
   each with whether it may be relayed: AMBER, AMBER+STRICT and RED never are;
+  tombstones (CLEAR/GREEN) are, whoever issued them, and each records whether
+  it applies on this node (:class:`~dtim.gossip.issuers.IssuerCap`);
 * the node's own indicators (:class:`~dtim.gossip.outbox.LocalEntry`), whose
   reports are derived per destination and never stored.
 
@@ -22,11 +24,13 @@ from datetime import datetime
 from dtim.aging import DecayModel
 from dtim.errors import SignatureError
 from dtim.gossip.corroboration import Caps
+from dtim.gossip.issuers import IssuerCap
 from dtim.gossip.merge import MergeState, Verify, View, deadline
 from dtim.gossip.outbox import LocalEntry
 from dtim.gossip.ranges import SortedItems
 from dtim.gossip.report import Item, ItemId, Tombstone
 from dtim.model import Indicator, IndicatorId
+from dtim.model.indicator import lift_verdict
 from dtim.privacy import Destination, PrivacyFilter
 
 Holding = Callable[[ItemId], bool]
@@ -42,6 +46,8 @@ class Held:
         relay: False for AMBER/RED (never passed on) and for anything refused onward.
         deadline: Unix second from which the item is dead.
         subject: the indicator a report describes (checked by the filter per destination).
+        key: the reconciliation sort key ``(timestamp, id)``.
+        applied: for a tombstone, whether it marks indicators on this node (the issuer cap).
     """
 
     item: Item
@@ -49,7 +55,7 @@ class Held:
     deadline: int
     subject: Indicator | None
     key: tuple[int, bytes] = (0, b"")
-    """The reconciliation sort key ``(timestamp, id)``."""
+    applied: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,8 @@ class ItemIndex:
         secret: the node's reporter secret (its own reports' token).
         verify: checks tombstone signatures.
         caps: corroboration caps for the merged view.
+        issuers: which received tombstones apply here (default: 100 a day per issuer,
+            none approved).
     """
 
     def __init__(
@@ -90,10 +98,12 @@ class ItemIndex:
         secret: bytes,
         verify: Verify,
         caps: Caps | None = None,
+        issuers: IssuerCap | None = None,
     ) -> None:
         self.privacy = privacy
         self.model = model
         self.secret = secret
+        self.issuers = issuers or IssuerCap()
         self._verify = verify
         self.merge = MergeState(verify, caps)
         self.holding: Holding = _never
@@ -116,15 +126,17 @@ class ItemIndex:
         Raises:
             SignatureError: a tombstone whose signature does not verify.
         """
-        if isinstance(item, Tombstone) and not self._verify(
-            item.issuer, item.signed_payload(), item.signature
-        ):
+        if isinstance(item, Tombstone) and not self._verify(item):
             raise SignatureError(f"tombstone for {item.indicator} is not signed by {item.issuer}")
 
     def add_received(
-        self, key: ItemId, item: Item, *, relay: bool, subject: Indicator | None
+        self, key: ItemId, item: Item, *, relay: bool, subject: Indicator | None, at: float
     ) -> bool:
         """Hold a received item; True when it was new.
+
+        Args:
+            at: when it arrived (Unix seconds): the day a tombstone counts against
+                its issuer's cap.
 
         Raises:
             SignatureError: a tombstone whose signature does not verify.
@@ -132,13 +144,14 @@ class ItemIndex:
         if self.known(key):
             return False
         self.merge.add(item, key)
+        applied = not isinstance(item, Tombstone) or self.issuers.admit(item.issuer, at)
         if relay and subject is not None:
             # Received items that may be relayed at all are CLEAR or GREEN, scope private:
             # the marking lets them reach any approved peer, so the filter's answer is the
             # same for every peer and is decided once, here.
             relay = self.privacy.refusal(subject, _ANY_PEER) is None
         self._received[key] = Held(
-            item, relay, deadline(item, self.model), subject, (item.timestamp, key)
+            item, relay, deadline(item, self.model), subject, (item.timestamp, key), applied
         )
         self._version += 1
         return True
@@ -158,6 +171,15 @@ class ItemIndex:
     def merged(self, indicator: IndicatorId, now: datetime) -> View | None:
         """The CRDT view of one indicator from the received items."""
         return self.merge.view(indicator, now)
+
+    def applies(self, key: ItemId) -> bool:
+        """True when a held item takes effect on this node (False: a tombstone over the cap)."""
+        held = self._received.get(key)
+        return held is not None and held.applied
+
+    def standing(self, indicator: IndicatorId, now: datetime) -> tuple[Tombstone, ...]:
+        """The unexpired tombstones for ``indicator`` that apply on this node."""
+        return tuple(t for key, t in self.merge.standing(indicator, now) if self.applies(key))
 
     # -- own indicators -----------------------------------------------------------------
 
@@ -239,7 +261,10 @@ class ItemIndex:
             if not held.relay or held.deadline <= moment or key in chosen or self.holding(key):
                 continue
             own = local.get(held.item.indicator) if local else None
-            if own is not None and self.privacy.refusal(own.indicator, destination) is not None:
+            if (
+                own is not None
+                and self.privacy.refusal(_marking(own, held), destination) is not None
+            ):
                 continue  # the node's own marking of the indicator is stricter: it wins
             chosen[key] = held.item
             keys.append(held.key)
@@ -267,3 +292,9 @@ class ItemIndex:
             "local": len(self._local),
             "held": len(self._held_local),
         }
+
+
+def _marking(own: LocalEntry, held: Held) -> Indicator:
+    # A verdict makes the node's own indicator scope local; its tombstone must still
+    # travel as far as the indicator did before the verdict.
+    return lift_verdict(own.indicator) if isinstance(held.item, Tombstone) else own.indicator

@@ -96,7 +96,7 @@ def admin_context_for(
         peer_control=peer_control,
         gossip_status=gossip_status,
         registry_status=registry_status,
-        sign=identity.sign,
+        issuer=identity,
     )
 
 

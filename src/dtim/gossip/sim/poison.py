@@ -35,7 +35,7 @@ from dtim.gossip.corroboration import (
     reporter_token,
 )
 from dtim.gossip.merge import MergeState
-from dtim.gossip.report import ItemId, Report, item_id
+from dtim.gossip.report import ItemId, Report, Tombstone, item_id
 from dtim.gossip.sim import seeded
 from dtim.gossip.sim.graph import Graph
 from dtim.model import IndicatorId, PeerId, indicator_id
@@ -44,8 +44,8 @@ from dtim.model.tlp import Tlp
 START = 1_767_225_600
 
 
-def _no_tombstones(issuer: str, payload: bytes, signature: str) -> bool:
-    del issuer, payload, signature
+def _no_tombstones(tombstone: Tombstone) -> bool:
+    del tombstone
     return False
 
 

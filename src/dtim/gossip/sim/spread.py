@@ -26,7 +26,7 @@ from dtim.gossip.dandelion import DandelionConfig, Router
 from dtim.gossip.merge import MergeState
 from dtim.gossip.ranges import Key
 from dtim.gossip.reconcile import Params
-from dtim.gossip.report import ItemId, Report, item_key
+from dtim.gossip.report import ItemId, Report, Tombstone, item_key
 from dtim.gossip.sim import seeded
 from dtim.gossip.sim.graph import Graph
 from dtim.gossip.sim.sessions import SessionBook, SessionStats, delivered, random_keys
@@ -37,8 +37,8 @@ START = 1_767_225_600
 NOBODY = frozenset[Key]()
 
 
-def _no_tombstones(issuer: str, payload: bytes, signature: str) -> bool:
-    del issuer, payload, signature
+def _no_tombstones(tombstone: Tombstone) -> bool:
+    del tombstone
     return False
 
 
