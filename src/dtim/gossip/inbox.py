@@ -9,8 +9,8 @@ reconciliation session, or stemmed — goes through :meth:`Inbox.accept`:
 3. malformed for its kind, a TLP:RED report that does not name this node,
    a TLP:AMBER report addressed only to other nodes (every recipient a node
    id, none of them ours; group names cannot be checked here), or a
-   tombstone whose signature does not verify: invalid, counted against
-   the sender;
+   tombstone that does not verify against the key it carries (or whose key
+   does not hash to its issuer id): invalid, counted against the sender;
 4. on a warninglist (own networks, reserved ranges, benign infrastructure):
    refused and counted against the sender;
 5. beyond the sender's quota of new reports this round: deferred (the next
