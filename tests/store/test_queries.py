@@ -19,7 +19,9 @@ from dtim.model import (
     Tlp,
     make_indicator,
 )
-from dtim.store import IndicatorQuery, Store
+from dtim.store import IndicatorQuery, IndicatorSearch, Store
+from dtim.store.rows import INDICATOR_COLUMNS, indicator_row
+from dtim.store.tables import indicators
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -56,6 +58,46 @@ async def test_every_change_bumps_the_sequence(store: Store) -> None:
     await store.upsert_indicators([make_indicator("a.example", now=NOW, tags=["new"])])
     changed = await store.changed_since(mark)
     assert [(seq > mark, i.value, i.tags) for seq, i in changed] == [(True, "a.example", ("new",))]
+
+
+def test_positional_rows_name_every_column_of_the_table() -> None:
+    assert tuple(column.name for column in indicators.columns) == INDICATOR_COLUMNS
+    row = indicator_row(make_indicator("10.1.0.0/16", now=NOW), 7)
+    assert list(row) == list(INDICATOR_COLUMNS)
+    assert row["seq"] == 7
+    assert row["net_lo"] is not None
+
+
+async def test_bulk_upsert_over_several_statements_merges_into_stored_rows(store: Store) -> None:
+    values = [f"203.0.113.{i % 250}" if i < 250 else f"host{i}.bulk.example" for i in range(5000)]
+    first = [
+        make_indicator(
+            value,
+            now=NOW,
+            tags=["a"],
+            custom_fields={"n": i},
+            tlp=Tlp.AMBER,
+            recipients=["partners"],
+        )
+        for i, value in enumerate(values[::2])
+    ]
+    assert await store.upsert_indicators(first) == len(first)
+    second = [make_indicator(value, now=NOW + timedelta(hours=1), tags=["b"]) for value in values]
+    assert await store.upsert_indicators(second) == len(values)
+    merged = await store.find_indicator("domain", "host1000.bulk.example")
+    assert merged is not None
+    assert merged.sightings == 2
+    assert merged.tags == ("a", "b")
+    assert merged.custom_fields == {"n": 500}
+    assert merged.recipients == ("partners",)
+    assert merged.first_seen == NOW
+    assert merged.last_seen == NOW + timedelta(hours=1)
+    fresh = await store.find_indicator("domain", "host1001.bulk.example")
+    assert fresh is not None
+    assert fresh.sightings == 1
+    assert fresh.tags == ("b",)
+    found = await store.search_indicators(IndicatorSearch(text="203.0.113.0/24", limit=500))
+    assert len(found.items) == 250
 
 
 async def test_list_filters_and_keyset_pages(store: Store) -> None:

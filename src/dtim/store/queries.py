@@ -34,10 +34,12 @@ from dtim.store.engine import (
     redact_url,
 )
 from dtim.store.rows import (
+    INDICATOR_COLUMNS,
     dumps,
     from_epoch,
     indicator_from_row,
     indicator_row,
+    indicator_values,
     peer_from_row,
     peer_row,
 )
@@ -109,12 +111,27 @@ def upsert_statement(insert: Callable[[Any], Any], table: Any, keys: Sequence[st
     return stmt.on_conflict_do_update(index_elements=list(keys), set_=columns)
 
 
-_SQLITE_INDICATOR_UPSERT = str(
-    upsert_statement(sqlite.insert, indicators, ["id"]).compile(
-        dialect=sqlite.dialect(paramstyle="named")
-    )
+# Column names are constants, never input: the S608 findings below are about f-strings only.
+_SQLITE_INDICATOR_UPSERT = (
+    f"INSERT INTO indicators ({', '.join(INDICATOR_COLUMNS)})"  # noqa: S608  # nosec B608
+    f" VALUES ({', '.join('?' * len(INDICATOR_COLUMNS))})"
+    " ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in INDICATOR_COLUMNS if name != "id")
 )
-"""The indicator upsert as text with named parameters, for sqlite3's own executemany."""
+"""The indicator upsert with positional parameters (``indicator_values``), for sqlite3's own
+executemany."""
+
+
+def _sqlite_select_by_ids(count: int) -> str:
+    """``SELECT`` of the stored rows among ``count`` ids, columns as ``INDICATOR_COLUMNS``.
+
+    As text, because compiling an expanding ``IN`` of thousands of bound ids in SQLAlchemy
+    costs more than SQLite's lookups; sqlite3 caches the prepared statement per length.
+    """
+    return (
+        f"SELECT {', '.join(INDICATOR_COLUMNS)} FROM indicators"  # noqa: S608  # nosec B608
+        f" WHERE id IN ({', '.join('?' * count)})"
+    )
 
 
 class Store:
@@ -239,27 +256,43 @@ class Store:
             pending[item.id] = item if seen is None else merge(seen, item)
         ids = list(pending)
         first = self._next_seq(conn, len(ids))
-        stmt: Any = self._upsert(indicators, ["id"])
-        if self.dialect == "sqlite":
-            # sqlite3's executemany on plain text: SQLAlchemy's per-row parameter processing
-            # would cost as much as SQLite's own work here. PostgreSQL keeps the compiled
-            # statement, which SQLAlchemy batches into multi-row INSERTs.
-            stmt = _SQLITE_INDICATOR_UPSERT
         for start in range(0, len(ids), BATCH):
             chunk = ids[start : start + BATCH]
-            for row in conn.execute(
-                select(indicators).where(indicators.c.id.in_(chunk))
-            ).mappings():
-                pending[row["id"]] = merge(indicator_from_row(row), pending[row["id"]])
-            rows = [
-                indicator_row(pending[key], first + start + offset)
-                for offset, key in enumerate(chunk)
-            ]
-            if isinstance(stmt, str):
-                conn.exec_driver_sql(stmt, rows)
+            for stored in self._stored_among(conn, chunk):
+                pending[stored.id] = merge(stored, pending[stored.id])
+            if self.dialect == "sqlite":
+                # sqlite3's executemany on positional text: SQLAlchemy's per-row parameter
+                # processing would cost as much as SQLite's own work here.
+                conn.exec_driver_sql(
+                    _SQLITE_INDICATOR_UPSERT,
+                    [
+                        indicator_values(pending[key], first + start + offset)
+                        for offset, key in enumerate(chunk)
+                    ],
+                )
             else:
-                conn.execute(stmt, rows)
+                # PostgreSQL keeps the compiled statement: SQLAlchemy batches it into
+                # multi-row INSERTs.
+                conn.execute(
+                    self._upsert(indicators, ["id"]),
+                    [
+                        indicator_row(pending[key], first + start + offset)
+                        for offset, key in enumerate(chunk)
+                    ],
+                )
         return len(ids)
+
+    def _stored_among(self, conn: Connection, ids: Sequence[str]) -> list[Indicator]:
+        """The stored indicators among ``ids`` (at most ``BATCH``)."""
+        if self.dialect == "sqlite":
+            rows = conn.exec_driver_sql(_sqlite_select_by_ids(len(ids)), tuple(ids))
+            return [
+                indicator_from_row(dict(zip(INDICATOR_COLUMNS, row, strict=True))) for row in rows
+            ]
+        return [
+            indicator_from_row(row)
+            for row in conn.execute(select(indicators).where(indicators.c.id.in_(ids))).mappings()
+        ]
 
     async def replace_indicator(self, indicator: Indicator) -> None:
         """Store ``indicator`` exactly as given (analyst edits: TLP, scope, recipients)."""

@@ -28,29 +28,61 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def indicator_row(indicator: Indicator, seq: int) -> dict[str, Any]:
-    """The row that stores ``indicator`` with change number ``seq``."""
+INDICATOR_COLUMNS = (
+    "id",
+    "type",
+    "value",
+    "confidence",
+    "created",
+    "modified",
+    "first_seen",
+    "last_seen",
+    "sightings",
+    "tags",
+    "tlp",
+    "scope",
+    "recipients",
+    "custom_fields",
+    "sources",
+    "seq",
+    "net_lo",
+    "net_hi",
+)
+"""The indicators table's columns, in the order of :func:`indicator_values`."""
+
+
+def indicator_values(indicator: Indicator, seq: int) -> tuple[Any, ...]:
+    """The row that stores ``indicator`` with change number ``seq``, as ``INDICATOR_COLUMNS``.
+
+    Bulk writes on SQLite bind these positionally: naming 18 parameters per row costs
+    sqlite3 a lookup each, as much as a third of the insert itself.
+    """
     net_lo, net_hi = indicator_range(indicator.type, indicator.value)
-    return {
-        "id": indicator.id,
-        "type": indicator.type,
-        "value": indicator.value,
-        "confidence": indicator.confidence,
-        "created": indicator.created.timestamp(),
-        "modified": indicator.modified.timestamp(),
-        "first_seen": indicator.first_seen.timestamp(),
-        "last_seen": indicator.last_seen.timestamp(),
-        "sightings": indicator.sightings,
-        "tags": dumps(list(indicator.tags)),
-        "tlp": indicator.tlp.value,
-        "scope": indicator.scope.value,
-        "recipients": dumps(list(indicator.recipients)),
-        "custom_fields": dumps(dict(indicator.custom_fields)),
-        "sources": dumps(list(indicator.sources)),
-        "seq": seq,
-        "net_lo": net_lo,
-        "net_hi": net_hi,
-    }
+    return (
+        indicator.id,
+        indicator.type,
+        indicator.value,
+        indicator.confidence,
+        indicator.created.timestamp(),
+        indicator.modified.timestamp(),
+        indicator.first_seen.timestamp(),
+        indicator.last_seen.timestamp(),
+        indicator.sightings,
+        dumps(list(indicator.tags)),
+        indicator.tlp.value,
+        indicator.scope.value,
+        dumps(list(indicator.recipients)),
+        dumps(dict(indicator.custom_fields)),
+        dumps(list(indicator.sources)),
+        seq,
+        net_lo,
+        net_hi,
+    )
+
+
+def indicator_row(indicator: Indicator, seq: int) -> dict[str, Any]:
+    """The row that stores ``indicator`` with change number ``seq``, by column name."""
+    return dict(zip(INDICATOR_COLUMNS, indicator_values(indicator, seq), strict=True))
 
 
 def indicator_from_row(row: RowMapping | Mapping[str, Any]) -> Indicator:
