@@ -16,7 +16,8 @@ from dtim.watchers.accessformat import (
     COMBINED_VHOST,
     compile_format,
 )
-from dtim.watchers.base import LineParser, Observation, WatcherContext
+from dtim.watchers.accessscreen import AccessScreen
+from dtim.watchers.base import LineParser, Observation, Screened, WatcherContext
 from dtim.watchers.report import Reporter
 from dtim.watchers.rules import Rule, configure, option_list, option_str
 from dtim.watchers.timestamps import TimeReader
@@ -113,7 +114,6 @@ LOGIN_SUFFIXES = (
     "/auth",
     "/authenticate",
 )
-_COUNTED_STATUS = frozenset({"401", "403", "404"})
 _KIND_RULE = {
     "probe": "http-exploit-probe",
     "probe-4xx": "http-exploit-probe",
@@ -260,6 +260,7 @@ class AccessWatcher:
         self._auth = self.trackers["http-auth-bruteforce"]
         self._form = self.trackers["http-login-form-bruteforce"]
         self._scanner = self.trackers["http-scanner-ua"]
+        self._screen = AccessScreen(self.parser.reader, self.classifier)
 
     def parser_for(self, path: str) -> LineParser:
         """The one shared parser."""
@@ -269,30 +270,12 @@ class AccessWatcher:
         path = url.split("?", 1)[0].lower()
         return path.endswith(self.login)
 
-    def screen(self, line: str) -> str:
-        """The line's pattern when it is certainly a quiet request (nothing to count), else "".
-
-        A fast path for the bulk of benign traffic: the runner skips parse and detect
-        for such lines, which would have produced no sighting and changed no state.
-        Anything unusual (a status or method a rule counts, a verdict on the URL or
-        agent, an uncached timestamp that still needs validating) returns "".
-        """
-        if self.parser.custom is not None or '\\"' in line:
-            return ""
-        match = COMBINED_FAST.match(line)
-        if match is None:
-            return ""
-        _ip, _user, stamp, method, url, _request, status, referer, agent = match.groups()
-        if method is None or status in _COUNTED_STATUS or (method == "POST" and status == "200"):
-            return ""
-        if stamp not in self.parser.reader.cache or self.classifier.url(url):
-            return ""
-        if agent is None:
-            return "common"
-        scanner, header = self.classifier.agent(agent)
-        if scanner or header or "${" in referer:
-            return ""
-        return "combined"
+    def screen(self, lines: Sequence[str]) -> Screened:
+        """The batch's quiet lines (see :mod:`dtim.watchers.accessscreen`); a configured
+        format has no screen."""
+        if self.parser.custom is not None:
+            return Screened(list(range(len(lines))), {})
+        return self._screen.screen(lines)
 
     def detect(self, observation: Observation) -> Sequence[Sighting]:
         """Classify the request and count it toward every rule it matches."""

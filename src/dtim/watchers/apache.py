@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dtim.watchers import access, errorlog
+from dtim.watchers import access, errorlog, errorscreen
 from dtim.watchers.base import InputKind, WatcherContext, WatcherSpec
 from dtim.watchers.hookspecs import hookimpl
 
@@ -15,7 +15,11 @@ def _access(context: WatcherContext) -> access.AccessWatcher:
 
 def _error(context: WatcherContext) -> errorlog.ErrorLogWatcher:
     return errorlog.ErrorLogWatcher(
-        "apache_error", context, errorlog.ApacheErrorParser, errorlog.APACHE_RULES
+        "apache_error",
+        context,
+        errorlog.ApacheErrorParser,
+        errorlog.APACHE_RULES,
+        errorscreen.ApacheErrorScreen,
     )
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from dtim.errors import ConfigError
 from dtim.model import Clock, Indicator, Sighting, SystemClock, TailPosition, merge
@@ -120,6 +120,33 @@ class Watcher(Protocol):
 
     def flush(self) -> Sequence[Sighting]:
         """End of input (``dtim ingest``): return anything still pending."""
+        ...
+
+
+@dataclass(slots=True)
+class Screened:
+    """A batch of lines after a watcher's quiet-line screen.
+
+    Attributes:
+        noisy: positions of the lines still to parse and detect, in order.
+        quiet: per pattern, how many lines are certainly quiet: well-formed, counted by
+            no rule, so parsing and detecting them would change nothing.
+    """
+
+    noisy: list[int]
+    quiet: dict[str, int]
+
+
+@runtime_checkable
+class QuietScreen(Protocol):
+    """Optional for a watcher: spares the bulk of benign traffic its parse and detect."""
+
+    def screen(self, lines: Sequence[str]) -> Screened:
+        """Sort a batch into quiet lines (counted per pattern) and lines to process.
+
+        A line may only be called quiet when parsing it gives that pattern, detecting it
+        returns nothing and changes no state; anything unsure goes to ``noisy``.
+        """
         ...
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from dtim.errors import ParseError
 from dtim.model import Sighting
-from dtim.watchers.base import LineParser, Observation, WatcherContext
+from dtim.watchers.base import LineParser, Observation, QuietScreen, Screened, WatcherContext
 from dtim.watchers.report import Reporter
 from dtim.watchers.rules import Rule, configure
 from dtim.watchers.syslog import split_syslog
@@ -289,10 +289,13 @@ class ErrorLogWatcher:
         context: WatcherContext,
         parser: Callable[[TimeReader], LineParser],
         defaults: tuple[Rule, ...] = RULES,
+        screen: Callable[[TimeReader], QuietScreen] | None = None,
     ) -> None:
         self.name = name
         rules, _ = configure(name, defaults, context.settings, {})
-        self.parser = parser(TimeReader(context.clock, context.timezone))
+        reader = TimeReader(context.clock, context.timezone)
+        self.parser = parser(reader)
+        self._screen = screen(reader) if screen is not None else None
         self.report = Reporter(name, context)
         self.classifier = RequestClassifier()
         self.trackers = {
@@ -302,6 +305,12 @@ class ErrorLogWatcher:
     def parser_for(self, path: str) -> LineParser:
         """The one shared parser."""
         return self.parser
+
+    def screen(self, lines: Sequence[str]) -> Screened:
+        """The batch's quiet lines (see :mod:`dtim.watchers.errorscreen`)."""
+        if self._screen is None:
+            return Screened(list(range(len(lines))), {})
+        return self._screen.screen(lines)
 
     def detect(self, observation: Observation) -> Sequence[Sighting]:
         """Count the message toward its rule."""

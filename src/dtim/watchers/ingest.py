@@ -17,6 +17,9 @@ from dtim.watchers.tail import FileTailer
 Progress = Callable[[int], None]
 """Called with the number of bytes just processed."""
 LOG_SUFFIXES = (".log", ".log.gz", ".json", ".json.gz", ".txt")
+COMMIT_SIGHTINGS = 2000
+"""Sightings held before a commit: each transaction has a fixed cost, and a one-shot
+run has no position to keep in step with its sightings."""
 
 
 class RecordingSink:
@@ -62,24 +65,30 @@ async def ingest(
 ) -> WatcherStats:
     """Read every file to its end through ``watcher``, committing sightings to ``sink``."""
     processor = LineProcessor(watcher, stats)
+    pending: list[Sighting] = []
     for file in expand(paths):
         tailer = FileTailer.whole(file)
         done = 0
         while (batch := tailer.read()) is not None:
-            found = processor.lines(batch.file, batch.lines, batch.first_line, batch.oversized)
-            if found:
-                await sink.commit(found, [])
-                processor.stats.commits += 1
+            pending += processor.lines(batch.file, batch.lines, batch.first_line, batch.oversized)
+            if len(pending) >= COMMIT_SIGHTINGS:
+                await _commit(sink, pending, processor.stats)
+                pending = []
             if progress is not None and batch.position is not None:
                 progress(batch.position.offset - done)
                 done = batch.position.offset
         if tailer.problem is not None:
             processor.stats.problems[file] = tailer.problem
     tail = list(watcher.flush())
-    if tail:
-        await sink.commit(tail, [])
-        processor.stats.sightings += len(tail)
+    processor.stats.sightings += len(tail)
+    await _commit(sink, pending + tail, processor.stats)
     return processor.stats
+
+
+async def _commit(sink: SightingSink, found: list[Sighting], stats: WatcherStats) -> None:
+    if found:
+        await sink.commit(found, [])
+        stats.commits += 1
 
 
 def detections(sightings: Sequence[Sighting]) -> list[tuple[Indicator, str, int]]:

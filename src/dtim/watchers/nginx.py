@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dtim.watchers import access, errorlog
+from dtim.watchers import access, errorlog, errorscreen
 from dtim.watchers.base import InputKind, WatcherContext, WatcherSpec
 from dtim.watchers.hookspecs import hookimpl
 
@@ -14,7 +14,12 @@ def _access(context: WatcherContext) -> access.AccessWatcher:
 
 
 def _error(context: WatcherContext) -> errorlog.ErrorLogWatcher:
-    return errorlog.ErrorLogWatcher("nginx_error", context, errorlog.NginxErrorParser)
+    return errorlog.ErrorLogWatcher(
+        "nginx_error",
+        context,
+        errorlog.NginxErrorParser,
+        screen=errorscreen.NginxErrorScreen,
+    )
 
 
 ACCESS = WatcherSpec(

@@ -13,13 +13,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from dtim.errors import ParseError, WatcherError
 from dtim.model import JsonValue, Sighting
-from dtim.watchers.base import InputKind, LineParser, SightingSink, Watcher
+from dtim.watchers.base import (
+    InputKind,
+    LineParser,
+    QuietScreen,
+    SightingSink,
+    Watcher,
+)
 from dtim.watchers.directory import DirectoryFollower
 from dtim.watchers.tail import FileTailer, TailBatch
 from dtim.watchers.zeekformat import LOGS
@@ -96,12 +102,19 @@ class WatcherStats:
 
 
 class LineProcessor:
-    """Parses and detects lines for one watcher, counting into its stats."""
+    """Parses and detects lines for one watcher, counting into its stats.
 
-    def __init__(self, watcher: Watcher, stats: WatcherStats | None = None) -> None:
+    A watcher that is a :class:`~dtim.watchers.base.QuietScreen` has each batch screened
+    first, and only its noisy lines parsed (``screen=False`` parses every line).
+    """
+
+    def __init__(
+        self, watcher: Watcher, stats: WatcherStats | None = None, *, screen: bool = True
+    ) -> None:
         self.watcher = watcher
         self.stats = stats if stats is not None else WatcherStats(watcher.name)
         self._parsers: dict[str, LineParser] = {}
+        self._screen = watcher.screen if screen and isinstance(watcher, QuietScreen) else None
 
     def parser(self, file: str) -> LineParser:
         """The parser for one file, kept while the file is being read."""
@@ -124,14 +137,14 @@ class LineProcessor:
         patterns = stats.patterns
         found: list[Sighting] = []
         ignored = observed = 0
-        screen = getattr(self.watcher, "screen", None)
-        for index, line in enumerate(lines):
-            if screen is not None:
-                quiet = screen(line)
-                if quiet:
-                    observed += 1
-                    patterns[quiet] += 1
-                    continue
+        positions: Iterable[int] = range(len(lines))
+        if self._screen is not None and lines:
+            screened = self._screen(lines)
+            positions = screened.noisy
+            observed = sum(screened.quiet.values())
+            patterns.update(screened.quiet)
+        for index in positions:
+            line = lines[index]
             if not line or line.isspace():
                 ignored += 1
                 continue

@@ -349,20 +349,17 @@ class FileTailer:
             data = data[cut + 1 :] if cut >= 0 else b""
             state.offset = start + cut + 1 if cut >= 0 else state.read_pos
             state.line_number += 1
-        raw_lines = (state.buffer + data).split(b"\n")
-        tail = raw_lines.pop()
-        if final and tail:
-            raw_lines.append(tail)
-            tail = b""
+        chunk = state.buffer + data
+        if final:  # the unterminated last line counts too
+            cut, tail = len(chunk) - chunk.endswith(b"\n"), b""
+        else:
+            cut = chunk.rfind(b"\n")
+            tail = chunk[cut + 1 :]
         first = state.line_number + 1
         lines: list[str] = []
-        for raw in raw_lines:
-            if len(raw) > self.max_line:
-                oversized += 1
-                lines.append("")  # placeholder keeps line numbers right; the runner skips empties
-                continue
-            lines.append(raw.decode("utf-8", "replace").removesuffix("\r"))
-        state.line_number += len(raw_lines)
+        if cut >= 0 and chunk:
+            lines, oversized = self._decode(chunk[:cut])
+        state.line_number += len(lines)
         state.offset = state.read_pos - len(tail)
         if len(tail) > self.max_line:
             oversized += 1
@@ -370,6 +367,24 @@ class FileTailer:
             tail = b""
         state.buffer = tail
         return self._batch(state, lines, oversized, first)
+
+    def _decode(self, body: bytes) -> tuple[list[str], int]:
+        """The lines of ``body`` (complete lines without the last newline), and how many
+        were over the cap (left as empty placeholders so line numbers stay right)."""
+        # One decode per chunk: a UTF-8 sequence never spans a newline, so this equals
+        # decoding line by line. No line can be over the cap when 4 bytes per character
+        # would not reach it; otherwise measure the raw lines.
+        lines = body.decode("utf-8", "replace").split("\n")
+        if len(max(lines, key=len)) * 4 > self.max_line:
+            raws = body.split(b"\n")
+            over = [i for i, raw in enumerate(raws) if len(raw) > self.max_line]
+            for index in over:
+                lines[index] = ""  # the runner skips empties
+            if over:
+                return [line.removesuffix("\r") for line in lines], len(over)
+        if b"\r" in body:
+            lines = [line.removesuffix("\r") for line in lines]
+        return lines, 0
 
     def _batch(self, state: _Open, lines: list[str], oversized: int, first: int = 0) -> TailBatch:
         if (

@@ -1,0 +1,52 @@
+"""Column-wise screening of quiet lines: judge each distinct value once, not each line.
+
+A batch of lines is cut into columns (one field per line, by cheap ``str``
+operations); benign traffic repeats a handful of distinct requests, agents,
+messages and timestamps, so each distinct value is judged once (and the
+verdict remembered), and only lines holding a noisy value are looked at one
+by one. The formats' screens live beside their parsers (``accessscreen``,
+``errorscreen``); what they share is here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+_REMEMBERED = 50_000
+
+
+class Verdicts:
+    """Whether each distinct value of a column is quiet, remembered in bounded memory.
+
+    Args:
+        judge: True when a value is certainly quiet.
+    """
+
+    def __init__(self, judge: Callable[[str], bool]) -> None:
+        self.judge = judge
+        self._known: dict[str, bool] = {}
+
+    def noisy(self, column: Sequence[str]) -> list[int]:
+        """Positions in ``column`` of the values that are not quiet."""
+        known = self._known
+        bad: set[str] = set()
+        for value in set(column):
+            quiet = known.get(value)
+            if quiet is None:
+                quiet = self.judge(value)
+                if len(known) >= _REMEMBERED:
+                    known.clear()
+                known[value] = quiet
+            if not quiet:
+                bad.add(value)
+        return [k for k, value in enumerate(column) if value in bad] if bad else []
+
+
+def unusual(lines: Sequence[str], text: str) -> set[int]:
+    """Positions of lines holding a NUL byte or an escaped quote (``\\"``), which screens
+    leave to the parser (the first is an error, the second needs the escape-aware regex);
+    ``text`` is the lines joined by newlines."""
+    marks = [mark for mark in ("\x00", '\\"') if mark in text]
+    if not marks:
+        return set()
+    return {k for k, line in enumerate(lines) if any(mark in line for mark in marks)}
