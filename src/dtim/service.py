@@ -8,7 +8,6 @@ import gc
 import logging
 import random
 import signal
-import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -242,7 +241,8 @@ async def run_node(home: NodeHome) -> None:
     gossip: GossipRuntime | None = None
     try:
         gossip = await build_gossip(home, store, identity, audit, clock, keyring=keyring)
-        gossip.maintenance = key_maintenance(home, store, gossip, keyring, clock)
+        admin_trust = admin_tls(home)
+        gossip.maintenance = key_maintenance(home, store, gossip, keyring, clock, admin_trust)
         await gossip.maintenance.prepare()
         servers = [
             _NodeServer(
@@ -250,7 +250,11 @@ async def run_node(home: NodeHome) -> None:
                     build_admin_app(home, store, gossip, keyring=keyring),
                     host=home.settings.admin.listen_address,
                     port=home.settings.admin.listen_port,
-                    ssl_context_factory=admin_tls(home),
+                    ssl_context_factory=(
+                        None
+                        if admin_trust is None
+                        else lambda _config, _default: admin_trust.listener_context()
+                    ),
                     log_level="warning",
                     log_config=None,  # the node configured logging (text or JSON)
                     lifespan="off",
@@ -436,20 +440,20 @@ async def _enrich(sink: EnrichingSink, client: httpx.AsyncClient, stop: asyncio.
 # -- scale-out: remote sensors reach the admin listener over HTTPS; one leader per database ---
 
 
-def admin_tls(
-    home: NodeHome,
-) -> Callable[[uvicorn.Config, Callable[[], ssl.SSLContext]], ssl.SSLContext] | None:
-    """uvicorn's TLS factory for the admin listener when ``admin.tls`` is on (node certificate).
+def admin_tls(home: NodeHome) -> PeerTrust | None:
+    """The admin listener's TLS when ``admin.tls`` is on: the node certificate, no client
+    certificate asked, reloaded in place after a TLS rotation like the peer listener's.
 
     Raises:
         CryptoError: the node certificate or key is unusable.
     """
     if not home.settings.admin.tls:
         return None
-    from dtim.crypto.tls import ClientCertMode, server_context
+    from dtim.crypto.tls import ClientCertMode
 
-    context = server_context(home.tls_cert, home.tls_key, client_cert=ClientCertMode.NONE)
-    return lambda _config, _default: context
+    trust = PeerTrust(home.tls_cert, home.tls_key, client_cert=ClientCertMode.NONE)
+    trust.listener_context()  # fail before listening if the certificate is unusable
+    return trust
 
 
 LEADER_STATE_KEY = "node.leader"
@@ -1048,9 +1052,18 @@ async def build_gossip(
 
 
 def key_maintenance(
-    home: NodeHome, store: Store, gossip: GossipRuntime, keyring: Keyring, clock: Clock
+    home: NodeHome,
+    store: Store,
+    gossip: GossipRuntime,
+    keyring: Keyring,
+    clock: Clock,
+    admin_trust: PeerTrust | None = None,
 ) -> KeyMaintenance:
-    """Key rotation on ``security.key_rotation_days`` and rollover delivery for a running node."""
+    """Key rotation on ``security.key_rotation_days`` and rollover delivery for a running node.
+
+    ``admin_trust``: the admin listener's TLS, reloaded with the peer listener's after a
+    TLS rotation (None when the admin API speaks plain HTTP).
+    """
     if gossip.keys is None or gossip.verifier is None:
         raise ConfigError("the gossip runtime has no key set", key="security")
     return KeyMaintenance(
@@ -1060,7 +1073,7 @@ def key_maintenance(
         directory=gossip.directory,
         transport=gossip.transport,
         addressees=(gossip.verifier, gossip.loop.inbox),
-        trust=gossip.trust,
+        listeners=(gossip.trust, *([] if admin_trust is None else [admin_trust])),
         keyring=keyring,
         audit=gossip.audit,
         clock=clock,

@@ -87,6 +87,8 @@ class MeshNode:
     admin_password: str = ""
     """The dashboard password ``dtim init --json`` printed (once)."""
     peers: list[JsonObject] = field(default_factory=list)
+    settings: dict[str, str] = field(default_factory=dict)
+    """More ``DTIM__SECTION__KEY`` overrides for this node."""
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -97,7 +99,8 @@ class MeshNode:
     @property
     def admin_url(self) -> str:
         """The admin listener's URL (dashboard, admin API, /metrics)."""
-        return f"http://127.0.0.1:{self.admin_port}"
+        scheme = "https" if self.settings.get("DTIM__ADMIN__TLS") == "true" else "http"
+        return f"{scheme}://127.0.0.1:{self.admin_port}"
 
     @property
     def log(self) -> Path:
@@ -120,6 +123,7 @@ class MeshNode:
             DTIM__NETWORK__REQUEST_TIMEOUT_SECONDS="3",
             DTIM__NETWORK__DEFAULT_PEERS=json.dumps(self.peers),
         )
+        env.update(self.settings)
         return env
 
     def start(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import pytest
 
@@ -27,6 +27,7 @@ def mesh_of(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., 
     mesh is formed). Every node approves every other, or with ``links=[(0, 1), ...]``
     only the linked pairs approve each other. One more node, ``x``, runs too
     (unless ``outsider=False``): it approved ``n0``, which never approves it.
+    ``settings``: more ``DTIM__SECTION__KEY`` overrides for every node.
     """
     started: list[MeshNode] = []
 
@@ -36,6 +37,7 @@ def mesh_of(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., 
         *,
         links: Sequence[tuple[int, int]] | None = None,
         outsider: bool = True,
+        settings: Mapping[str, str] | None = None,
     ) -> Mesh:
         root = tmp_path_factory.mktemp("mesh")
         names = [f"n{i}" for i in range(count)]
@@ -50,6 +52,7 @@ def mesh_of(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., 
             spare.peers = [{"endpoint": nodes[0].url, "public_key": nodes[0].public_key}]
         mesh = Mesh(root, nodes, started, outsider=spare)
         for node in homes:
+            node.settings.update(settings or {})
             node.start()
             started.append(node)
         mesh.wait_for(mesh.formed, "every node pinned the peers it approved", FORMATION)

@@ -201,7 +201,8 @@ class KeyMaintenance:
         transport: delivers statements; renewed after a TLS rotation.
         addressees: what checks that messages are for us (the request verifier, the
             inbox): their ids follow the identity and its rollover chain.
-        trust: the peer listener's TLS, reloaded after a TLS rotation.
+        listeners: the TLS of the node's listeners (the peer API's mTLS, and the admin API's
+            when it serves HTTPS), reloaded after a TLS rotation.
         keyring: the running keyring (rotated in place, reloaded after ``dtim keys rotate``).
         audit: security events.
         clock: time of rotations and deliveries.
@@ -217,7 +218,7 @@ class KeyMaintenance:
         directory: PeerDirectory,
         transport: HttpTransport,
         addressees: Sequence[Addressee],
-        trust: PeerTrust,
+        listeners: Sequence[PeerTrust],
         keyring: Keyring,
         audit: AuditSink | None,
         clock: Clock,
@@ -229,7 +230,7 @@ class KeyMaintenance:
         self._directory = directory
         self._transport = transport
         self._addressees = tuple(addressees)
-        self._trust = trust
+        self._listeners = tuple(listeners)
         self.keyring = keyring
         self._audit = audit
         self._clock = clock
@@ -487,9 +488,10 @@ class KeyMaintenance:
             self.keys.drop_retired(node_id)
 
     async def _reload_tls(self) -> None:
-        self._trust.reload_certificate()
+        for listener in self._listeners:
+            listener.reload_certificate()
         await self._transport.renew()
-        log.info("peer listener and new connections use the re-issued TLS certificate")
+        log.info("the listeners and new connections use the re-issued TLS certificate")
 
     def _started(self, old: str, new: str, known: Mapping[str, str]) -> None:
         record(
