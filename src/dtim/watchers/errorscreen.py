@@ -18,25 +18,26 @@ from itertools import repeat
 
 from dtim.watchers.base import Screened
 from dtim.watchers.errorlog import classify_apache, classify_nginx
-from dtim.watchers.screen import Verdicts, unusual
+from dtim.watchers.screen import Verdicts
 from dtim.watchers.timestamps import TimeReader
 
 _NGINX_HEAD = r"(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[\w+\] \d+#\d+: "
-# The connection number, as _NGINX's optional "(?:\*\d+ )?" reads it, becomes a NUL.
-_NGINX_CONNECTION = re.compile(rf"\n({_NGINX_HEAD})\*\d+ ")
-_NGINX_KEY = re.compile(rf"{_NGINX_HEAD}\x00(.*)", re.S)
+# Markers replace what varies; a literal replacement keeps the substitution in C (a
+# template with groups is expanded in Python, match by match). A key is judged only
+# when each marker appears once, where the parser's regular expression reads that field.
+_CONNECTION = "\x00"  # _NGINX's optional "(?:\*\d+ )?"
+_NGINX_CONNECTION = re.compile(r"\*(?<=\d: \*)\d+ ")  # "*" first: a fast search
+_NGINX_KEY = re.compile(rf"{_NGINX_HEAD}\x00([^\x00]*)")
 _NGINX_CLIENT = ", client: "
 # A client the tail reads ("client: ([^,\s]+)") starts with neither a comma nor a space.
 _NO_CLIENT = re.compile(r"\n[,\s]")
-_APACHE_STAMP = r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d"
-# The fraction of a second and a non-empty client element, as _APACHE reads them, go.
-_APACHE_VARYING = re.compile(
-    rf"\n\[({_APACHE_STAMP})(?:\.\d+)?( \d{{4}}\] \[[^\]]*\](?: \[pid [^\]]*\])?)"
-    r" \[client (?:\[[^\]]+\][^\]\s]*|[^\]\s]+)\]"
-)
+_FRACTION = "\x00"  # of a second, in _APACHE's time
+_APACHE_FRACTION = re.compile(r"\.(?<=:\d\d\.)\d+(?= \d{4}\] )")
+_CLIENT = "\x01"  # _APACHE's first, non-empty, client element
+_APACHE_CLIENT = re.compile(r" \[client (?:\[[^\]]+\][^\]\s]*|[^\]\s]+)\]")
 _APACHE_KEY = re.compile(
-    rf"\[({_APACHE_STAMP} \d{{4}})\] \[[^\]]*\](?: \[pid [^\]]*\])?\x00"
-    r"(?: \[client [^\]]*\])? ?(.*)",
+    r"\[(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d)\x00?( \d{4})\] \[[^\]]*\](?: \[pid [^\]]*\])?\x01"
+    r"(?: \[client [^\]]*\])? ?([^\x00\x01]*)",
     re.S,
 )
 
@@ -54,10 +55,13 @@ class _KeyedScreen:
 
     def _key(self, key: str) -> bool:
         match = self.key.fullmatch(key)
-        if match is None or self.classify(match.group(2)) != "other":
+        if match is None:
+            return False
+        *stamp, message = match.groups()
+        if self.classify(message) != "other":
             return False
         try:
-            self.stamp(match.group(1))
+            self.stamp("".join(stamp))
         except (ValueError, KeyError):
             return False
         return True
@@ -74,7 +78,7 @@ class NginxErrorScreen(_KeyedScreen):
         text = "\n".join(lines)
         rows: Sequence[int] = range(len(lines))
         pieces = text.split(_NGINX_CLIENT)
-        if "\x00" in text or not _one_client_each(pieces, len(lines)):
+        if _CONNECTION in text or not _one_client_each(pieces, len(lines)):
             rows = [k for k, line in enumerate(lines) if _one_client(line)]
             pieces = "\n".join([lines[k] for k in rows]).split(_NGINX_CLIENT)
         noisy = {rows[k] for k in self._noisy(pieces)} if rows else set()
@@ -84,7 +88,7 @@ class NginxErrorScreen(_KeyedScreen):
     def _noisy(self, pieces: list[str]) -> set[int]:
         parts = "\n".join(pieces).split("\n")
         heads, clients = parts[0::2], parts[1::2]
-        keys = _NGINX_CONNECTION.sub("\n\\1\x00", "\n" + "\n".join(heads)).split("\n")[1:]
+        keys = _NGINX_CONNECTION.sub(_CONNECTION, "\n".join(heads)).split("\n")
         noisy = set(self._keys.noisy(keys))
         if _NO_CLIENT.search("\n" + "\n".join(clients) + "\n") is not None:
             noisy.update(k for k, c in enumerate(clients) if not c or c[0] == "," or c[0].isspace())
@@ -99,7 +103,7 @@ def _one_client_each(pieces: list[str], count: int) -> bool:
 
 
 def _one_client(line: str) -> bool:
-    return line.count(_NGINX_CLIENT) == 1 and "\x00" not in line
+    return line.count(_NGINX_CLIENT) == 1 and _CONNECTION not in line
 
 
 class ApacheErrorScreen(_KeyedScreen):
@@ -111,8 +115,10 @@ class ApacheErrorScreen(_KeyedScreen):
     def screen(self, lines: Sequence[str]) -> Screened:
         """Sort a batch into quiet lines and lines to parse."""
         text = "\n".join(lines)
-        odd = unusual(lines, text) if "\x00" in text else set()
-        keys = _APACHE_VARYING.sub("\n[\\1\\2\x00", "\n" + text).split("\n")[1:]
+        odd: set[int] = set()
+        if _FRACTION in text or _CLIENT in text:  # a marker already there: left to the parser
+            odd = {k for k, line in enumerate(lines) if _FRACTION in line or _CLIENT in line}
+        keys = _APACHE_FRACTION.sub(_FRACTION, _APACHE_CLIENT.sub(_CLIENT, text)).split("\n")
         noisy = odd.union(self._keys.noisy(keys))
         return _result(len(lines), noisy, "other")
 
