@@ -40,6 +40,7 @@ from dtim.errors import (
     CryptoError,
     DTIMError,
     GossipError,
+    StoreError,
     ValidationError,
 )
 from dtim.gossip.corroboration import NewReportQuota
@@ -456,6 +457,33 @@ def admin_tls(home: NodeHome) -> PeerTrust | None:
     return trust
 
 
+SENSOR_BATCH_SWEEP_SECONDS = 3600.0
+"""How often the leader forgets sensor batch ids past their memory."""
+
+
+async def forget_sensor_batches(store: Store, clock: Clock) -> None:
+    """Every hour, forget the ids of sensor batches committed more than 30 days ago.
+
+    The node refuses batches that old (``dtim.api.sensors.refuse_stale``), so their ids
+    are no longer needed. A failing store is logged and tried again at the next sweep.
+    """
+    from dtim.store.sensors import BATCH_MEMORY, SensorStore
+
+    log = logging.getLogger("dtim.sensors")
+    sensors = SensorStore(store)
+    while True:
+        try:
+            forgotten = await sensors.forget_batches(clock.now() - BATCH_MEMORY)
+        except StoreError as exc:
+            log.warning("cannot forget old sensor batch ids (%s); trying again later", exc)
+        else:
+            if forgotten:
+                log.info(
+                    "forgot %d sensor batch id(s) older than %d days", forgotten, BATCH_MEMORY.days
+                )
+        await asyncio.sleep(SENSOR_BATCH_SWEEP_SECONDS)
+
+
 LEADER_STATE_KEY = "node.leader"
 """Store state naming the process that leads (``host:pid`` and since when)."""
 
@@ -502,6 +530,7 @@ async def lead_when_elected(
         work += start_watchers(home, store, keyring, stop_watchers, gossip.privacy)
         # One sender per node: several processes would each deliver every change.
         work += start_integrations(home, store, SystemClock(), gossip.privacy)
+        work.append(spawn(forget_sensor_batches(store, SystemClock()), name="sensor-batches"))
         try:
             await asyncio.gather(*work)
         finally:

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import orjson
 
 from dtim.crypto.evidence import open_evidence
 from dtim.model import Evidence, Sighting, make_indicator
+from dtim.model.clock import iso
 from dtim.sensor.admin import add_sensor, list_sensors, revoke_sensor
 from dtim.sensor.wire import sighting_json
 from tests.sensor.conftest import Node, node_app
@@ -17,7 +18,7 @@ PATH = "/api/v1/sensors/sightings"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def _body(batch_id: str, *values: str) -> bytes:
+def _body(batch_id: str, *values: str, created: datetime | None = None) -> bytes:
     sightings = [
         sighting_json(
             Sighting(
@@ -31,7 +32,10 @@ def _body(batch_id: str, *values: str) -> bytes:
         )
         for value in values
     ]
-    return orjson.dumps({"batches": [{"batch_id": batch_id, "sightings": sightings}]})
+    batch: dict[str, object] = {"batch_id": batch_id, "sightings": sightings}
+    if created is not None:
+        batch["created"] = iso(created)
+    return orjson.dumps({"batches": [batch]})
 
 
 def _post(client: httpx.Client, url: str, body: bytes, token: str | None) -> httpx.Response:
@@ -120,3 +124,29 @@ async def test_bad_and_oversized_bodies_are_refused_with_json(node: Node) -> Non
     assert bad_field.status_code == 400
     assert bad_field.json()["field"] == "batches[0].sightings[0].indicator"
     assert (await node.store.counts()).total == 0
+
+
+async def test_a_batch_buffered_longer_than_the_node_remembers_is_refused(node: Node) -> None:
+    now = datetime.now(UTC)
+    with (
+        running_server(node.app, ssl_context=node.server_tls, mtls=False) as server,
+        httpx.Client(verify=node.client_tls, timeout=10) as client,
+    ):
+        stale = _post(
+            client,
+            server.url(PATH),
+            _body("f" * 32, "45.13.9.1", created=now - timedelta(days=29, hours=1)),
+            node.token,
+        )
+        kept = _post(
+            client,
+            server.url(PATH),
+            _body("0" * 32, "45.13.9.2", created=now - timedelta(days=28)),
+            node.token,
+        )
+    assert stale.status_code == 400
+    assert stale.json()["field"] == "batches[0].created"
+    assert "29 days" in stale.json()["reason"]
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["accepted"] == 1
+    assert await node.store.find_indicator("ipv4", "45.13.9.1") is None

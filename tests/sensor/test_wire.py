@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 
 from dtim.errors import ValidationError
 from dtim.model import Evidence, Sighting, make_indicator
+from dtim.sensor.client import request_body
+from dtim.sensor.queue import QueuedBatch
 from dtim.sensor.tokens import new_token, secret_matches, split_token, valid_name
 from dtim.sensor.wire import MAX_BATCHES, decode_request, sighting_json
 
@@ -111,3 +114,26 @@ def test_tokens_split_and_match_in_constant_time() -> None:
     assert valid_name("dmz-web.1")
     assert not valid_name("-x")
     assert not valid_name("a b")
+
+
+def test_a_batch_says_when_it_was_buffered() -> None:
+    raw = sighting_json(_sighting())
+    [batch] = decode_request(
+        {"batches": [{"batch_id": "c" * 32, "created": "2026-03-01T12:00:05Z", "sightings": [raw]}]}
+    )
+    assert batch.created == datetime(2026, 3, 1, 12, 0, 5, tzinfo=UTC)
+    [legacy] = decode_request({"batches": [{"batch_id": "c" * 32, "sightings": [raw]}]})
+    assert legacy.created is None
+    for bad in ("soon", 5):
+        with pytest.raises(ValidationError) as caught:
+            decode_request(
+                {"batches": [{"batch_id": "c" * 32, "created": bad, "sightings": [raw]}]}
+            )
+        assert caught.value.field == "batches[0].created"
+
+
+def test_the_sensor_sends_when_each_batch_was_buffered() -> None:
+    body = orjson.dumps([sighting_json(_sighting())])
+    queued = QueuedBatch(1, "c" * 32, 1, body, datetime(2026, 3, 1, 12, tzinfo=UTC).timestamp())
+    [batch] = decode_request(orjson.loads(request_body([queued])))
+    assert batch.created == datetime(2026, 3, 1, 12, tzinfo=UTC)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -53,3 +53,18 @@ async def test_tokens_are_named_once_and_revoked_by_name_or_id(store: Store) -> 
     with pytest.raises(ValidationError, match="no sensor"):
         await sensors.revoke("nope", NOW)
     assert [t.name for t in await sensors.tokens()] == ["dmz-1"]
+
+
+async def test_batch_ids_are_forgotten_after_their_memory_only(store: Store) -> None:
+    sensors = SensorStore(store)
+    await sensors.add_token("0123456789abcdef", "dmz-1", "ab" * 32, NOW)
+    early, late = _batch("c" * 32, "45.13.7.4"), _batch("d" * 32, "45.13.7.5")
+    await sensors.record_batches("0123456789abcdef", [early], NOW)
+    await sensors.record_batches("0123456789abcdef", [late], NOW + timedelta(days=2))
+    assert await sensors.forget_batches(NOW + timedelta(days=1)) == 1
+    # The late batch is still recognised; the forgotten one would count again, which is
+    # why the node refuses batches buffered longer than it remembers.
+    assert await sensors.record_batches(
+        "0123456789abcdef", [late, early], NOW + timedelta(days=3)
+    ) == [False, True]
+    assert await sensors.forget_batches(NOW) == 0

@@ -5,7 +5,9 @@ Mounted on the admin listener. Every request carries a sensor token
 tokens are stored hashed and compared in constant time, and a revoked one is
 refused on its next request. The body is capped; batches a sensor sends again
 (it did not hear the answer) are recognised by their ids and not counted
-twice. Errors are JSON: ``{"error": ..., "reason": ...}`` with 400 (bad body,
+twice (for 30 days; a batch the sensor buffered more than 29 days ago is
+refused, since the node may have forgotten it). Errors are JSON:
+``{"error": ..., "reason": ...}`` with 400 (bad body or too old a batch,
 naming the field), 401 (no or wrong token), 403 (revoked), 413 (too large).
 """
 
@@ -27,7 +29,7 @@ from dtim.model import Clock, Sighting, SystemClock
 from dtim.sensor.tokens import secret_matches, split_token
 from dtim.sensor.wire import WireBatch, decode_request
 from dtim.store import Store
-from dtim.store.sensors import SensorStore, SensorToken
+from dtim.store.sensors import BATCH_MAX_AGE, SensorStore, SensorToken
 
 SIGHTINGS_PATH = "/api/v1/sensors/sightings"
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -81,6 +83,23 @@ async def _sensor(request: Request, sensors: SensorStore) -> SensorToken:
     return known
 
 
+def refuse_stale(batches: Sequence[WireBatch], now: datetime) -> None:
+    """Refuse a batch buffered too long ago for the node to know whether it took it before.
+
+    Raises:
+        ValidationError: naming the first batch whose ``created`` is older than
+            :data:`~dtim.store.sensors.BATCH_MAX_AGE`.
+    """
+    oldest_taken = now - BATCH_MAX_AGE
+    for index, batch in enumerate(batches):
+        if batch.created is not None and batch.created < oldest_taken:
+            raise ValidationError(
+                f"batches[{index}].created",
+                f"buffered more than {BATCH_MAX_AGE.days} days ago: the node no longer "
+                "knows whether it took this batch before",
+            )
+
+
 def _tagged(sighting: Sighting, sensor: str) -> Sighting:
     details = {**sighting.evidence.details, "sensor": sensor}
     return replace(sighting, evidence=replace(sighting.evidence, details=details))
@@ -111,6 +130,7 @@ def sensor_router(
             raw = await _body(request, max_body_bytes)
             try:
                 batches = decode_request(orjson.loads(raw))
+                refuse_stale(batches, now())
             except orjson.JSONDecodeError as exc:
                 raise _Refused(400, "invalid request", f"body: not JSON ({exc})") from None
         except _Refused as refused:

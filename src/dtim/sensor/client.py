@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
@@ -15,6 +16,7 @@ import httpx
 import orjson
 
 from dtim.errors import ConfigError, DTIMError
+from dtim.model.clock import iso
 from dtim.sensor.queue import QueuedBatch
 
 SIGHTINGS_PATH = "/api/v1/sensors/sightings"
@@ -48,7 +50,13 @@ def tls_context(ca: Path | None) -> ssl.SSLContext:
 def request_body(batches: Sequence[QueuedBatch]) -> bytes:
     """The JSON request for ``batches`` (their sightings are already JSON)."""
     parts = [
-        b'{"batch_id":' + orjson.dumps(b.batch_id) + b',"sightings":' + b.body + b"}"
+        b'{"batch_id":'
+        + orjson.dumps(b.batch_id)
+        + b',"created":'
+        + orjson.dumps(iso(datetime.fromtimestamp(b.created, UTC)))
+        + b',"sightings":'
+        + b.body
+        + b"}"
         for b in batches
     ]
     return b'{"batches":[' + b",".join(parts) + b"]}"

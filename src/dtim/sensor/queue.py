@@ -66,12 +66,14 @@ CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 @dataclass(frozen=True, slots=True)
 class QueuedBatch:
-    """A batch waiting in the buffer: its place, id, size and the sightings as JSON bytes."""
+    """A batch waiting in the buffer: its place, id, size, the sightings as JSON bytes, and
+    when it was buffered (Unix seconds)."""
 
     seq: int
     batch_id: str
     sightings: int
     body: bytes
+    created: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,16 +235,16 @@ class SensorQueue:
 
         def work() -> list[QueuedBatch]:
             rows = self._conn().execute(
-                "SELECT seq, batch_id, sightings, body FROM batches ORDER BY seq LIMIT ?",
+                "SELECT seq, batch_id, sightings, body, created FROM batches ORDER BY seq LIMIT ?",
                 (max_batches,),
             )
             chosen: list[QueuedBatch] = []
             size = 0
-            for seq, batch_id, count, body in rows:
-                size += len(body) + len(batch_id) + 32
+            for seq, batch_id, count, body, created in rows:
+                size += len(body) + len(batch_id) + 64
                 if chosen and size > max_bytes:
                     break
-                chosen.append(QueuedBatch(seq, batch_id, count, bytes(body)))
+                chosen.append(QueuedBatch(seq, batch_id, count, bytes(body), created))
             return chosen
 
         return await self._run(work)

@@ -2,13 +2,14 @@
 
 A request carries batches in the order the sensor buffered them::
 
-    {"batches": [{"batch_id": "<32 hex>", "sightings": [
+    {"batches": [{"batch_id": "<32 hex>", "created": "2026-03-01T12:00:05.000Z", "sightings": [
         {"indicator": {...Indicator.to_json()...}, "source": "ufw", "rule": "port-scan",
          "observed_at": "2026-03-01T12:00:00.000Z", "count": 12,
          "evidence": {"lines": [...], "hosts": [], "users": [], "paths": [], "details": {}}}]}]}
 
-Decoding checks every field and names the first bad one
-(``batches[0].sightings[3].indicator.value``).
+``created`` (optional) is when the sensor buffered the batch: the node refuses a
+batch buffered too long ago to know whether it took it before. Decoding checks
+every field and names the first bad one (``batches[0].sightings[3].indicator.value``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from dtim.errors import ValidationError
 from dtim.model import Evidence, JsonValue, Sighting
@@ -33,10 +35,11 @@ _MAX_RULE = 128
 
 @dataclass(frozen=True, slots=True)
 class WireBatch:
-    """One decoded batch."""
+    """One decoded batch (``created``: when the sensor buffered it, if it said)."""
 
     batch_id: str
     sightings: tuple[Sighting, ...]
+    created: datetime | None = None
 
 
 def sighting_json(sighting: Sighting) -> dict[str, JsonValue]:
@@ -81,12 +84,16 @@ def decode_request(document: object) -> list[WireBatch]:
             raise ValidationError(f"{where}.sightings", "expected a list")
         if len(items) > MAX_SIGHTINGS:
             raise ValidationError(f"{where}.sightings", f"at most {MAX_SIGHTINGS} per batch")
+        created = entry.get("created")
+        if created is not None and not isinstance(created, str):
+            raise ValidationError(f"{where}.created", "expected an ISO 8601 timestamp")
         batches.append(
             WireBatch(
                 batch_id,
                 tuple(
                     decode_sighting(item, f"{where}.sightings[{n}]") for n, item in enumerate(items)
                 ),
+                None if created is None else parse_time(created, f"{where}.created"),
             )
         )
     return batches

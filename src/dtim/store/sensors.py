@@ -5,15 +5,18 @@
 * ``sensor_batches``: the (sensor, batch id) pairs committed. A batch is
   inserted here in the same transaction as its sightings, so a batch a sensor
   sends again (it never heard the answer) is recognised and not counted twice.
+  The ids are kept for :data:`BATCH_MEMORY`; the node refuses a batch the
+  sensor buffered more than :data:`BATCH_MAX_AGE` ago, so a batch it may have
+  forgotten is never counted a second time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Column, Float, Integer, String, Table, select, update
+from sqlalchemy import Column, Float, Index, Integer, String, Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
@@ -42,7 +45,14 @@ sensor_batches = Table(
     Column("batch_id", String(64), primary_key=True),
     Column("received_at", Float, nullable=False),
     Column("sightings", Integer, nullable=False),
+    Index("ix_sensor_batches_received_at", "received_at"),  # added by migration 0006
 )
+
+BATCH_MEMORY = timedelta(days=30)
+"""How long the node remembers the id of a batch it committed."""
+BATCH_MAX_AGE = BATCH_MEMORY - timedelta(days=1)
+"""The oldest a batch (since the sensor buffered it) the node still takes: an older one it
+may have forgotten. The day between the two covers a sensor clock behind the node's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,5 +214,19 @@ class SensorStore:
                     .values(last_used=stamp)
                 )
             return fresh
+
+        return await self.store._run(work)
+
+    async def forget_batches(self, before: datetime) -> int:
+        """Forget the ids of batches committed before ``before``; returns how many."""
+        stamp = before.timestamp()
+
+        def work() -> int:
+            with self.store._write() as conn:
+                return int(
+                    conn.execute(
+                        delete(sensor_batches).where(sensor_batches.c.received_at < stamp)
+                    ).rowcount
+                )
 
         return await self.store._run(work)
