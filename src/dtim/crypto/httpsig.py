@@ -13,11 +13,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from dtim.crypto.structured import (
+    BareItem,
     Item,
     Params,
     StructuredFieldError,
@@ -31,6 +32,8 @@ from dtim.errors import SignatureError
 
 Headers = Sequence[tuple[str, str]]
 """Field lines as (lowercase name, value) pairs, in message order."""
+Fields = Mapping[str, str]
+"""Combined field values by lowercase name (:func:`combine_fields`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +47,7 @@ class HttpMessage:
         path: the raw (still percent-encoded) path; empty means ``/``.
         query: the raw query string without ``?``; None when absent.
         status: response status (responses only).
-        headers: field lines, names lowercase.
+        headers: field lines, names lowercase (or their combined values, :func:`combine_fields`).
         request: for a response, the request it answers (``;req`` components).
     """
 
@@ -54,7 +57,7 @@ class HttpMessage:
     path: str | None = None
     query: str | None = None
     status: int | None = None
-    headers: Headers = ()
+    headers: Headers | Fields = ()
     request: HttpMessage | None = field(default=None, repr=False)
 
 
@@ -63,16 +66,27 @@ def component(name: str, **params: str | bool) -> Item:
     return Item(name, tuple(params.items()))
 
 
-def field_value(headers: Headers, name: str) -> str | None:
+def field_value(headers: Headers | Fields, name: str) -> str | None:
     """RFC 9421 section 2.1: field lines trimmed and joined with ``", "``; None if absent."""
+    if isinstance(headers, Mapping):
+        return headers.get(name)
     values = [value.strip(" \t") for key, value in headers if key == name]
     return ", ".join(values) if values else None
 
 
+def combine_fields(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Every field's combined value (:func:`field_value`), by lowercase name, in one pass."""
+    fields: dict[str, str] = {}
+    for name, value in headers:
+        text = value.strip(" \t")
+        previous = fields.get(name)
+        fields[name] = text if previous is None else f"{previous}, {text}"
+    return fields
+
+
 def signature_params(components: Sequence[Item], params: Params) -> str:
     """The ``@signature-params`` value: the inner list of components plus parameters."""
-    inner = " ".join(_identifier_text(c) for c in components)
-    return f"({inner}){serialize_params(params)}"
+    return _plan_of(tuple(components)).inner + serialize_params(params)
 
 
 def signature_base(components: Sequence[Item], params: Params, message: HttpMessage) -> bytes:
@@ -81,38 +95,89 @@ def signature_base(components: Sequence[Item], params: Params, message: HttpMess
     Raises:
         SignatureError: a component is missing from the message, repeated, or unsupported.
     """
-    lines: list[str] = []
-    seen: set[str] = set()
-    fields: dict[int, dict[str, str]] = {}
-    for identifier in components:
-        text = _identifier_text(identifier)
-        if text in seen:
+    components = tuple(components)
+    plan = _plan_of(components)
+    parts: list[str] = []
+    fields: dict[int, Fields] = {}
+    for index, identifier in enumerate(components):
+        text = plan.texts[index]
+        if index == plan.repeat:
             raise SignatureError(f"malformed signature: component {text} is covered twice")
-        seen.add(text)
-        lines.append(f"{text}: {_component_value(identifier, message, fields)}")
-    lines.append(f'"@signature-params": {signature_params(components, params)}')
-    return "\n".join(lines).encode("utf-8")
+        name = plan.names[index]
+        if not name:
+            value = _component_value(identifier, message, fields)
+        elif name[0] == "@":
+            value = _derived(name, message)
+        else:
+            found = _fields_of(message, fields).get(name)
+            if found is None:
+                raise SignatureError(f"malformed signature: covered field {name!r} is absent")
+            value = found
+        parts += (text, ": ", value, "\n")
+    parts += ('"@signature-params": ', plan.inner, serialize_params(params))
+    return "".join(parts).encode("utf-8")
 
 
-@lru_cache(maxsize=512)
-def _identifier_text(identifier: Item) -> str:
-    # Components repeat on every request; their serialisation need not.
-    return serialize_item(identifier)
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    texts: tuple[str, ...]
+    """Each component identifier, serialised."""
+    names: tuple[str, ...]
+    """A component's name when it is lowercase and has no parameters (the common case), else ""."""
+    repeat: int
+    """Index of the first component covered a second time (-1: none)."""
+    inner: str
+    """The inner list of ``@signature-params`` without its parameters."""
+    covered: frozenset[tuple[BareItem, Params]]
+    """(value, parameters) of every component, for coverage checks."""
 
 
-def _fields_of(message: HttpMessage, cache: dict[int, dict[str, str]]) -> dict[str, str]:
+_PLANS: dict[int, tuple[tuple[Item, ...], _Plan]] = {}
+
+
+def _plan_of(components: tuple[Item, ...]) -> _Plan:
+    # By identity first: the parser and the signer hand over the same tuple object each
+    # time, and hashing it (a Python __hash__ per item) costs more than the rest.
+    hit = _PLANS.get(id(components))
+    if hit is not None and hit[0] is components:
+        return hit[1]
+    plan = _plan(components)
+    if len(_PLANS) >= 256:
+        _PLANS.clear()
+    _PLANS[id(components)] = (components, plan)  # holding the tuple keeps its id unique
+    return plan
+
+
+@lru_cache(maxsize=256)
+def _plan(components: tuple[Item, ...]) -> _Plan:
+    # Components repeat on every request; their serialisation and checks need not.
+    texts = tuple(serialize_item(c) for c in components)
+    repeat = next((i for i, text in enumerate(texts) if text in texts[:i]), -1)
+    names = tuple(
+        c.value if not c.params and isinstance(c.value, str) and c.value == c.value.lower() else ""
+        for c in components
+    )
+    covered = frozenset((c.value, c.params) for c in components)
+    return _Plan(texts, names, repeat, "(" + " ".join(texts) + ")", covered)
+
+
+def uncovered(components: Sequence[Item], required: Sequence[Item]) -> list[str]:
+    """The names of the ``required`` components that ``components`` leaves out."""
+    covered = _plan_of(tuple(components)).covered
+    return [str(c.value) for c in required if (c.value, c.params) not in covered]
+
+
+def _fields_of(message: HttpMessage, cache: dict[int, Fields]) -> Fields:
+    headers = message.headers
+    if isinstance(headers, Mapping):
+        return headers
     combined = cache.get(id(message))
     if combined is None:
-        grouped: dict[str, list[str]] = {}
-        for key, value in message.headers:
-            grouped.setdefault(key, []).append(value.strip(" \t"))
-        combined = cache[id(message)] = {k: ", ".join(v) for k, v in grouped.items()}
+        combined = cache[id(message)] = combine_fields(headers)
     return combined
 
 
-def _component_value(
-    identifier: Item, message: HttpMessage, cache: dict[int, dict[str, str]]
-) -> str:
+def _component_value(identifier: Item, message: HttpMessage, cache: dict[int, Fields]) -> str:
     name = identifier.value
     if not isinstance(name, str) or name != name.lower() or not name:
         raise SignatureError("malformed signature: component names are lowercase strings")

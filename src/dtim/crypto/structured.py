@@ -13,6 +13,7 @@ import binascii
 import re
 import string
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from dtim.errors import SignatureError
 
@@ -65,6 +66,22 @@ _PLAIN_STRING_RE = re.compile(r'"([ !#-\[\]-~]*)"')
 _TOKEN_RE = re.compile(r"[A-Za-z*][!#$%&'*+\-.^_`|~0-9A-Za-z:/]*")
 _INTEGER_RE = re.compile(r"-?[0-9]{1,15}(?![0-9.])")
 _PRINTABLE_RE = re.compile(r"[ -~]*")
+_MAX_INTEGER = 999_999_999_999_999
+_PLAIN_CHARS_RE = re.compile(r"[ !#-\[\]-~]*")
+# Fast path for the one-member dictionaries DTIM sends (Signature-Input, Signature,
+# Content-Digest): no spaces, plain strings, integers and tokens only. Anything else
+# goes through the full parser, so strictness and error messages are the parser's.
+_SF_KEY = _KEY_RE.pattern
+_SF_STRING = f'"{_PLAIN_CHARS_RE.pattern}"'
+_SF_TOKEN = _TOKEN_RE.pattern
+_SF_INTEGER = r"-?[0-9]{1,15}"
+_FAST_MEMBER_RE = re.compile(
+    rf"({_SF_KEY})=(?:\(((?:{_SF_STRING}(?: {_SF_STRING})*)?)\)|:([A-Za-z0-9+/=]*):)"
+    rf"((?:;{_SF_KEY}=(?:{_SF_INTEGER}|{_SF_STRING}|{_SF_TOKEN}))*)"
+)
+_FAST_PARAM_RE = re.compile(
+    rf';({_SF_KEY})=(?:({_SF_INTEGER})|"({_PLAIN_CHARS_RE.pattern})"|({_SF_TOKEN}))'
+)
 
 
 class StructuredFieldError(SignatureError):
@@ -258,8 +275,47 @@ def parse_dictionary(text: str) -> dict[str, Member]:
     Raises:
         StructuredFieldError: the value is not a valid dictionary.
     """
-    parser = _Parser(text.strip(" "))
-    return parser.dictionary()
+    text = text.strip(" ")
+    fast = parse_simple_dictionary(text)
+    if fast is not None:
+        return fast
+    return _Parser(text).dictionary()
+
+
+def parse_simple_dictionary(text: str) -> dict[str, Member] | None:
+    """The fast path of :func:`parse_dictionary` for DTIM's own shapes; None for anything else.
+
+    Takes exactly one member, ``key=:bytes:`` or ``key=("s" "s" ...)``, with optional
+    parameters whose values are integers, plain strings or tokens, no optional spaces.
+    When it returns a value, it is what the full parser returns for ``text``.
+    """
+    match = _FAST_MEMBER_RE.fullmatch(text)
+    if match is None:
+        return None
+    name, inner, encoded, params_text = match.groups()
+    params = _simple_params(params_text) if params_text else ()
+    if inner is None:
+        try:
+            value = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            return None  # the full parser words the error
+        return {name: Item(value, params)}
+    return {name: InnerList(_string_items(inner), params)}
+
+
+def _simple_params(text: str) -> Params:
+    out: dict[str, BareItem] = {}
+    for key, integer, plain, token in _FAST_PARAM_RE.findall(text):
+        # findall gives "" for the alternatives that did not match; a string may be empty.
+        out[key] = int(integer) if integer else Token(token) if token else plain
+    return tuple(out.items())
+
+
+@lru_cache(maxsize=64)
+def _string_items(inner: str) -> tuple[Item, ...]:
+    # The component list is the same on every request: build its items once.
+    # A plain string holds no '"', so '" "' only ever separates two items.
+    return tuple(Item(text) for text in inner[1:-1].split('" "')) if inner else ()
 
 
 def serialize_bare_item(value: BareItem) -> str:
@@ -267,7 +323,7 @@ def serialize_bare_item(value: BareItem) -> str:
     if isinstance(value, bool):
         return "?1" if value else "?0"
     if isinstance(value, int):
-        if abs(value) > 999_999_999_999_999:
+        if abs(value) > _MAX_INTEGER:
             raise StructuredFieldError("integer out of range")
         return str(value)
     if isinstance(value, float):
@@ -284,10 +340,18 @@ def serialize_bare_item(value: BareItem) -> str:
 
 def serialize_params(params: Params) -> str:
     """Serialise parameters (``;key=value`` ...)."""
-    return "".join(
-        f";{name}" if value is True else f";{name}={serialize_bare_item(value)}"
-        for name, value in params
-    )
+    parts = []
+    for name, value in params:
+        # The common cases inline: a string with nothing to escape, an in-range integer.
+        if isinstance(value, str) and _PLAIN_CHARS_RE.fullmatch(value):
+            parts.append(f';{name}="{value}"')
+        elif type(value) is int and -_MAX_INTEGER <= value <= _MAX_INTEGER:  # not a bool
+            parts.append(f";{name}={value}")
+        elif value is True:
+            parts.append(f";{name}")
+        else:
+            parts.append(f";{name}={serialize_bare_item(value)}")
+    return "".join(parts)
 
 
 def serialize_item(item: Item) -> str:
