@@ -51,7 +51,6 @@ def serve(mode: str, root: Path) -> None:
 
     from dtim.api.mtls import PeerCertificateGuard, TLSExtensionMixin
     from dtim.api.signatures import SignatureGuard
-    from dtim.crypto.offload import CryptoWorker
     from dtim.crypto.signatures import PeerKey, RequestVerifier, StaticPeerKeys
     from dtim.crypto.tls import PeerTrust
     from dtim.model.peer import PeerStatus
@@ -70,14 +69,12 @@ def serve(mode: str, root: Path) -> None:
     trust = PeerTrust(certs / "node.crt", certs / "node.key", {client_id.node_id: [client_ca]})
     app = Starlette(routes=[Route(PATH, gossip, methods=["POST"])])
     guarded: object = app
-    # As the node wires it (service.build_gossip): Ed25519 work on one worker thread.
-    worker = CryptoWorker()
     if mode != "off":
         keys = StaticPeerKeys(
             [PeerKey(client_id.node_id, client_id.public_key_b64, PeerStatus.APPROVED)]
         )
-        verifier = RequestVerifier(server_id.node_id, keys, worker=worker)
-        signer = MessageSigner(server_id, worker=worker) if mode == "verify+sign" else None
+        verifier = RequestVerifier(server_id.node_id, keys)
+        signer = MessageSigner(server_id) if mode == "verify+sign" else None
         guarded = SignatureGuard(app, verifier, signer=signer)
     final = PeerCertificateGuard(guarded, trust)  # type: ignore[arg-type]  # an ASGI app
     config = uvicorn.Config(
@@ -100,7 +97,6 @@ def serve(mode: str, root: Path) -> None:
             await asyncio.sleep(0.01)
         print(server.servers[0].sockets[0].getsockname()[1], flush=True)
         await task
-        worker.close()
 
     asyncio.run(main())
 
@@ -170,8 +166,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def http_rate(root: Path, mode: str, n: int, connections: int) -> tuple[float, float, float]:
-    """(wall-clock requests/s, requests per server CPU second, client CPU µs per request)."""
+def http_rate(root: Path, mode: str, n: int, connections: int) -> tuple[float, float]:
+    """(wall-clock requests/s, requests per server CPU second)."""
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve", mode, "--root", str(root)],
         stdout=subprocess.PIPE,
@@ -188,10 +184,9 @@ def http_rate(root: Path, mode: str, n: int, connections: int) -> tuple[float, f
         )
         asyncio.run(drive(port, ctx, build_requests(root, 300, port), connections))  # warm-up
         requests = build_requests(root, n, port)
-        cpu_before, client_before = cpu_seconds(proc.pid), time.process_time()
+        cpu_before = cpu_seconds(proc.pid)
         wall = asyncio.run(drive(port, ctx, requests, connections))
-        client_us = (time.process_time() - client_before) / n * 1e6
-        return wall, n / (cpu_seconds(proc.pid) - cpu_before), client_us
+        return wall, n / (cpu_seconds(proc.pid) - cpu_before)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -272,13 +267,11 @@ def main() -> None:
         make_material(root)
         wall = {mode: 0.0 for mode in MODES}
         per_cpu = {mode: 0.0 for mode in MODES}
-        client_cpu = {mode: float("inf") for mode in MODES}
         for _ in range(args.rounds):
             for mode in MODES:
-                rate, cpu_rate, client_us = http_rate(root, mode, args.n, args.connections)
+                rate, cpu_rate = http_rate(root, mode, args.n, args.connections)
                 wall[mode] = max(wall[mode], rate)
                 per_cpu[mode] = max(per_cpu[mode], cpu_rate)
-                client_cpu[mode] = min(client_cpu[mode], client_us)
         print(
             f"signed requests, 1 KiB bodies, {args.n} requests, best of {args.rounds} rounds, "
             f"{args.connections} keep-alive mTLS connections, {os.cpu_count()} CPUs, "
@@ -295,10 +288,6 @@ def main() -> None:
             f"  in-process CPU per request: verify {verify_us:.0f} us, "
             f"response signature {sign_us:.0f} us; server CPU per request with "
             f"verification off: {1e6 / per_cpu['off']:.0f} us"
-        )
-        print(
-            "  client CPU per request (same machine): "
-            + ", ".join(f"{mode} {client_cpu[mode]:.0f} us" for mode in MODES)
         )
         plain, encrypted = log_rates(root, args.records)
         print(f"audit log, {args.records} records")

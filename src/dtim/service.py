@@ -31,7 +31,6 @@ from dtim.crypto.evidence import open_evidence, seal_evidence
 from dtim.crypto.identity import NodeIdentity, create_identity, load_identity
 from dtim.crypto.keyring import Keyring
 from dtim.crypto.nodekeys import NodeKeys
-from dtim.crypto.offload import CryptoWorker
 from dtim.crypto.passwords import new_password
 from dtim.crypto.rotation import first_node_id
 from dtim.crypto.signatures import MessageSigner, RequestVerifier
@@ -766,8 +765,6 @@ class GossipRuntime:
     """The node's privacy filter: every outgoing path of the process shares it."""
     learner: EvidenceLearner | None = None
     """Teaches ``privacy`` the local names in stored evidence (other processes' too)."""
-    worker: CryptoWorker | None = None
-    """The peer API's Ed25519 worker thread; :meth:`close` stops it."""
 
     def server_config(self, home: NodeHome) -> uvicorn.Config:
         """uvicorn settings of the peer API: HTTPS with the runtime mTLS trust set."""
@@ -847,11 +844,9 @@ class GossipRuntime:
                 delay = min(60.0, delay * 2)
 
     async def close(self) -> None:
-        """Stop sessions, close connections to peers and stop the crypto worker."""
+        """Stop sessions and close connections to peers."""
         await self.loop.close()
         await self.transport.close()
-        if self.worker is not None:
-            self.worker.close()
 
 
 def _fetcher(seconds: float) -> Callable[[str], Awaitable[NodeInfo]]:
@@ -1054,20 +1049,17 @@ async def build_gossip(
         readiness=lambda: _store_ready(store),
         quarantined=lambda peer_id: PeerId(peer_id) in reputation.quarantined(),
     )
-    # Ed25519 verify and sign of the peer API run on one worker thread (the loop goes on).
-    worker = CryptoWorker()
     verifier = RequestVerifier(
         identity.node_id,
         directory,
         window_seconds=home.settings.security.signature_window_seconds,
         clock=clock,
-        worker=worker,
     )
     app = build_peer_app(
         api,
         trust=trust,
         verifier=verifier,
-        signer=MessageSigner(keys, clock=clock, worker=worker),
+        signer=MessageSigner(keys, clock=clock),
         max_body_bytes=network.max_body_bytes,
         audit=audit,
     )
@@ -1085,7 +1077,6 @@ async def build_gossip(
         verifier,
         privacy=privacy,
         learner=learner,
-        worker=worker,
     )
 
 

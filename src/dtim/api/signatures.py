@@ -21,7 +21,6 @@ from typing import Protocol
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dtim.api.mtls import TLS_PEER_STATE_KEY, path_is_exempt, send_json_error
-from dtim.crypto.httpsig import Fields, combine_fields
 from dtim.crypto.signatures import MessageSigner, RequestVerifier, VerifiedRequest
 from dtim.errors import CryptoError, SignatureError
 from dtim.metrics import METRICS
@@ -93,9 +92,12 @@ class SignatureGuard:
         if scope["type"] != "http" or path_is_exempt(scope["path"], self.exempt_paths):
             await self.app(scope, receive, send)
             return
-        raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
+        headers = [
+            (name.decode("latin-1").lower(), value.decode("latin-1"))
+            for name, value in scope["headers"]
+        ]
         try:
-            body = await self._read_body(receive, raw_headers)
+            body = await self._read_body(receive, headers)
         except _BodyTooLarge:
             self._record(scope, "body too large", None)
             await send_json_error(
@@ -105,22 +107,18 @@ class SignatureGuard:
         raw_path: bytes | None = scope.get("raw_path")
         query: bytes = scope.get("query_string", b"")
         path = raw_path.decode("latin-1") if raw_path else scope["path"]
-        # One pass over the raw headers, combined as the verifier reads them.
-        fields = combine_fields(
-            (name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in raw_headers
-        )
         try:
             verified = await self.verifier.verify(
                 method=scope["method"],
                 path=path,
                 query=query.decode("latin-1"),  # "" and absent both give @query "?"
-                headers=fields,
+                headers=headers,
                 body=body,
             )
             self._check_tls_binding(scope, verified)
         except SignatureError as exc:
             METRICS.inc("dtim_peer_requests_refused_total", reason="signature")
-            self._record(scope, exc.reason, _claimed_key(fields))
+            self._record(scope, exc.reason, _claimed_key(headers))
             self._blame(scope, exc.reason)
             await send_json_error(send, 401, "signature rejected", exc.reason)
             return
@@ -133,13 +131,17 @@ class SignatureGuard:
         else:
             await self.app(scope, replay, _SigningSend(send, self.signer, verified))
 
-    async def _read_body(self, receive: Receive, headers: list[tuple[bytes, bytes]]) -> bytes:
+    async def _read_body(self, receive: Receive, headers: list[tuple[str, str]]) -> bytes:
         for name, value in headers:
-            # Bytes: isdigit() is ASCII only, so int() takes whatever it accepts.
-            if name.lower() == b"content-length":
-                length = value.strip()
-                if length.isdigit() and int(length) > self.max_body_bytes:
-                    raise _BodyTooLarge
+            length = value.strip()
+            # isascii: str.isdigit() also accepts digits such as "²" that int() refuses.
+            if (
+                name == "content-length"
+                and length.isascii()
+                and length.isdigit()
+                and int(length) > self.max_body_bytes
+            ):
+                raise _BodyTooLarge
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -190,11 +192,11 @@ class SignatureGuard:
             return
 
 
-def _claimed_key(fields: Fields) -> str | None:
+def _claimed_key(headers: list[tuple[str, str]]) -> str | None:
     # For the audit trail only: the keyid the request claimed, unverified and truncated.
-    value = fields.get("signature-input", "")
-    if 'keyid="' in value:
-        return value.split('keyid="', 1)[1].split('"', 1)[0][:64] or None
+    for name, value in headers:
+        if name == "signature-input" and 'keyid="' in value:
+            return value.split('keyid="', 1)[1].split('"', 1)[0][:64] or None
     return None
 
 
@@ -232,17 +234,19 @@ class _SigningSend:
         if message.get("more_body", False):
             return
         body = b"".join(self._chunks)
-        signed = await self._signer.sign_response_off_loop(
+        signed = self._signer.sign_response(
             status=self._start["status"],
             body=body,
             requester=self._request.key_id,
             request_signature=self._request.signature,
         )
-        added = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in signed.headers]
-        drop = {k for k, _ in added}
-        drop.add(b"content-length")
-        headers = [(k, v) for k, v in self._start.get("headers", []) if k.lower() not in drop]
-        headers += added
+        drop = {name for name, _ in signed.headers} | {"content-length"}
+        headers = [
+            (k, v)
+            for k, v in self._start.get("headers", [])
+            if k.decode("latin-1").lower() not in drop
+        ]
+        headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in signed.headers]
         headers.append((b"content-length", str(len(body)).encode("ascii")))
         await self._send({**self._start, "headers": headers})
         await self._send({"type": "http.response.body", "body": body, "more_body": False})

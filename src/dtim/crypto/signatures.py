@@ -23,7 +23,7 @@ Keys are looked up through :class:`PeerKeys`, so any store can back it.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -32,21 +32,18 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from dtim.crypto.httpsig import (
-    Fields,
     Headers,
     HttpMessage,
     check_content_digest,
-    combine_fields,
     component,
     content_digest,
+    field_value,
     is_token,
     signature_base,
     signature_params,
-    uncovered,
 )
 from dtim.crypto.identity import NodeIdentity, decode_public_key
 from dtim.crypto.nonces import MemoryNonceCache, NonceCache
-from dtim.crypto.offload import CryptoWorker
 from dtim.crypto.peerkeys import PeerKey, PeerKeys, StaticPeerKeys
 from dtim.crypto.structured import (
     InnerList,
@@ -134,8 +131,7 @@ class MessageSigner:
 
     Given :class:`SigningKeys` instead of one identity, each message is signed
     with the key its recipient knows (a peer that has not yet taken a rollover
-    statement still verifies the old key). With a :class:`CryptoWorker`,
-    :meth:`sign_response_off_loop` makes the Ed25519 signature on its thread.
+    statement still verifies the old key).
     """
 
     def __init__(
@@ -144,12 +140,10 @@ class MessageSigner:
         *,
         clock: Clock | None = None,
         expires_in: int = DEFAULT_WINDOW_SECONDS,
-        worker: CryptoWorker | None = None,
     ) -> None:
         self._keys = identity
         self._clock = clock or SystemClock()
         self._expires_in = expires_in
-        self._worker = worker
 
     @property
     def key_id(self) -> str:
@@ -168,41 +162,25 @@ class MessageSigner:
         """Headers to add to a request for ``recipient`` (its node id)."""
         headers = [("content-digest", content_digest(body)), (RECIPIENT_HEADER, recipient)]
         message = HttpMessage(method=method.upper(), path=path, query=query, headers=headers)
-        identity = self._for(recipient)
-        return self._draft(REQUEST_COMPONENTS, REQUEST_TAG, message, headers, identity).sign()
+        return self._sign(REQUEST_COMPONENTS, REQUEST_TAG, message, headers, self._for(recipient))
 
     def sign_response(
         self, *, status: int, body: bytes, requester: str, request_signature: bytes
     ) -> SignedHeaders:
         """Headers to add to our response to a verified request from ``requester``."""
-        return self._response_draft(status, body, requester, request_signature).sign()
-
-    async def sign_response_off_loop(
-        self, *, status: int, body: bytes, requester: str, request_signature: bytes
-    ) -> SignedHeaders:
-        """:meth:`sign_response`, with the Ed25519 signature made on the worker thread."""
-        draft = self._response_draft(status, body, requester, request_signature)
-        if self._worker is None:
-            return draft.sign()
-        return draft.finish(await self._worker.run(draft.identity.sign, draft.base))
-
-    def _response_draft(
-        self, status: int, body: bytes, requester: str, request_signature: bytes
-    ) -> _Draft:
         headers = [("content-digest", content_digest(body)), (RECIPIENT_HEADER, requester)]
-        request = HttpMessage(headers={"signature": _signature_field(request_signature)})
+        request = HttpMessage(headers=[("signature", _signature_field(request_signature))])
         message = HttpMessage(status=status, headers=headers, request=request)
-        identity = self._for(requester)
-        return self._draft(RESPONSE_COMPONENTS, RESPONSE_TAG, message, headers, identity)
+        return self._sign(RESPONSE_COMPONENTS, RESPONSE_TAG, message, headers, self._for(requester))
 
-    def _draft(
+    def _sign(
         self,
         components: tuple[Item, ...],
         tag: str,
         message: HttpMessage,
         headers: list[tuple[str, str]],
         identity: NodeIdentity,
-    ) -> _Draft:
+    ) -> SignedHeaders:
         created = int(self._clock.now().timestamp())
         params = (
             ("created", created),
@@ -212,27 +190,13 @@ class MessageSigner:
             ("alg", ALGORITHM),
             ("tag", tag),
         )
-        base = signature_base(components, params, message)
-        headers.append(("signature-input", f"{LABEL}={signature_params(components, params)}"))
-        return _Draft(identity, base, headers)
-
-
-@dataclass(frozen=True, slots=True)
-class _Draft:
-    """A message ready to sign: the signature base, and the headers but the signature."""
-
-    identity: NodeIdentity
-    base: bytes
-    headers: list[tuple[str, str]]
-
-    def sign(self) -> SignedHeaders:
-        """Sign here, on the calling thread."""
-        return self.finish(self.identity.sign(self.base))
-
-    def finish(self, signature: bytes) -> SignedHeaders:
-        """The headers with ``signature`` (of :attr:`base`) added."""
-        headers = (*self.headers, ("signature", _signature_field(signature)))
-        return SignedHeaders(headers, signature, self.identity.node_id)
+        signature = identity.sign(signature_base(components, params, message))
+        headers = [
+            *headers,
+            ("signature-input", f"{LABEL}={signature_params(components, params)}"),
+            ("signature", _signature_field(signature)),
+        ]
+        return SignedHeaders(tuple(headers), signature, identity.node_id)
 
 
 def _signature_field(signature: bytes) -> str:
@@ -250,9 +214,9 @@ class _Parsed:
     signature: bytes
 
 
-def _parse_signature(fields: Fields, tag: str, required: tuple[Item, ...]) -> _Parsed:
-    sig_input = fields.get("signature-input")
-    sig_value = fields.get("signature")
+def _parse_signature(headers: Headers, tag: str, required: tuple[Item, ...]) -> _Parsed:
+    sig_input = field_value(headers, "signature-input")
+    sig_value = field_value(headers, "signature")
     if sig_input is None or sig_value is None:
         raise SignatureError("missing signature")
     try:
@@ -282,7 +246,8 @@ def _parse_signature(fields: Fields, tag: str, required: tuple[Item, ...]) -> _P
         raise SignatureError(f"unsupported algorithm: only {ALGORITHM} is accepted")
     if not is_token(params.get("tag"), tag):
         raise SignatureError(f"malformed signature: tag must be {tag!r}")
-    missing = uncovered(declared.items, required)
+    covered = {(i.value, i.params) for i in declared.items}
+    missing = [str(c.value) for c in required if (c.value, c.params) not in covered]
     if missing:
         raise SignatureError(f"malformed signature: does not cover {', '.join(missing)}")
     return _Parsed(
@@ -325,7 +290,6 @@ class RequestVerifier:
         nonces: replay cache (an in-memory one by default; share one across processes
             with a store-backed implementation).
         clock: time source.
-        worker: where the Ed25519 verification runs (inline on the loop without one).
     """
 
     def __init__(
@@ -337,7 +301,6 @@ class RequestVerifier:
         nonces: NonceCache | None = None,
         clock: Clock | None = None,
         aliases: Iterable[str] = (),
-        worker: CryptoWorker | None = None,
     ) -> None:
         self.node_id = node_id
         self.aliases = frozenset(aliases)
@@ -347,7 +310,6 @@ class RequestVerifier:
         self._nonces = nonces if nonces is not None else MemoryNonceCache()
         self._clock = clock or SystemClock()
         self._public_keys: dict[str, Ed25519PublicKey] = {}
-        self._worker = worker
 
     async def verify(
         self,
@@ -355,7 +317,7 @@ class RequestVerifier:
         method: str,
         path: str,
         query: str | None,
-        headers: Headers | Fields,
+        headers: Headers,
         body: bytes,
         now: datetime | None = None,
     ) -> VerifiedRequest:
@@ -365,17 +327,15 @@ class RequestVerifier:
             method: request method.
             path: raw (percent-encoded) path.
             query: raw query string without ``?``, None when absent.
-            headers: (lowercase name, value) field lines, or their combined values
-                (:func:`dtim.crypto.httpsig.combine_fields`).
+            headers: (lowercase name, value) field lines.
             body: the complete body.
             now: verification time (default: the clock).
 
         Raises:
             SignatureError: rejected; ``reason`` says why.
         """
-        fields = headers if isinstance(headers, Mapping) else combine_fields(headers)
-        parsed = _parse_signature(fields, REQUEST_TAG, REQUEST_COMPONENTS)
-        recipient = fields.get(RECIPIENT_HEADER)
+        parsed = _parse_signature(headers, REQUEST_TAG, REQUEST_COMPONENTS)
+        recipient = field_value(headers, RECIPIENT_HEADER)
         if recipient != self.node_id and recipient not in self.aliases:
             raise SignatureError("wrong recipient: this request is meant for another node")
         moment = int((now or self._clock.now()).timestamp())
@@ -383,15 +343,10 @@ class RequestVerifier:
             raise skew_error(parsed.created, moment, self._window)
         if parsed.expires is not None and parsed.expires < moment:
             raise SignatureError("signature expired")
-        check_content_digest(fields.get("content-digest"), body)
+        check_content_digest(field_value(headers, "content-digest"), body)
         key = await self._approved_key(parsed.key_id)
-        message = HttpMessage(method=method.upper(), path=path, query=query, headers=fields)
-        base = signature_base(parsed.components, parsed.params, message)
-        public_key = self._public_key(key)
-        if self._worker is None:
-            _verify(public_key, parsed.signature, base)
-        else:
-            await self._worker.run(_verify, public_key, parsed.signature, base)
+        message = HttpMessage(method=method.upper(), path=path, query=query, headers=headers)
+        _check(self._public_key(key), parsed, message)
         until = max(parsed.created + self._window, parsed.expires or 0)
         if not await self._nonces.remember(parsed.key_id, parsed.nonce, now=moment, until=until):
             raise SignatureError("nonce replayed: this request was already received")
@@ -445,27 +400,25 @@ def verify_response(
         SignatureError: missing/malformed/bad signature, not for us, not bound to our
             request, stale, or the body does not match its digest.
     """
-    fields = combine_fields(headers)
-    parsed = _parse_signature(fields, RESPONSE_TAG, RESPONSE_COMPONENTS)
-    if fields.get(RECIPIENT_HEADER) != our_node_id:
+    parsed = _parse_signature(headers, RESPONSE_TAG, RESPONSE_COMPONENTS)
+    if field_value(headers, RECIPIENT_HEADER) != our_node_id:
         raise SignatureError("wrong recipient: this response is meant for another node")
     moment = int(now.timestamp())
     if abs(moment - parsed.created) > window_seconds:
         raise skew_error(parsed.created, moment, window_seconds)
-    check_content_digest(fields.get("content-digest"), body)
+    check_content_digest(field_value(headers, "content-digest"), body)
     try:
         key = decode_public_key(responder_public_key)
     except CryptoError as exc:
         raise SignatureError(f"unknown key: {exc}") from None
-    request = HttpMessage(headers={"signature": _signature_field(request_signature)})
-    message = HttpMessage(status=status, headers=fields, request=request)
-    _verify(key, parsed.signature, signature_base(parsed.components, parsed.params, message))
+    request = HttpMessage(headers=[("signature", _signature_field(request_signature))])
+    _check(key, parsed, HttpMessage(status=status, headers=headers, request=request))
     return parsed.key_id
 
 
-def _verify(key: Ed25519PublicKey, signature: bytes, base: bytes) -> None:
-    # Pure crypto, no shared state: safe on the worker thread.
+def _check(key: Ed25519PublicKey, parsed: _Parsed, message: HttpMessage) -> None:
+    base = signature_base(parsed.components, parsed.params, message)
     try:
-        key.verify(signature, base)
+        key.verify(parsed.signature, base)
     except InvalidSignature:
         raise SignatureError("bad signature") from None
