@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from dtim.crypto.identity import load_identity, load_public_identity
 from dtim.crypto.keyring import Keyring
 from dtim.crypto.signatures import MessageSigner
 from dtim.crypto.tls import client_context
+from dtim.demo.mesh import free_port
 from dtim.model import Indicator, make_indicator
 from dtim.model.indicator import JsonObject, JsonValue
 from dtim.store import Store
@@ -51,14 +51,6 @@ CLI = (
     "sys.exit(main.run(sys.argv[1:]))\n"
 )
 """``dtim`` with the ``peers`` group mounted whether or not the root app mounts it yet."""
-
-
-def free_port() -> int:
-    """A port the OS says is free now (the node binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def dtim(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -58,9 +59,32 @@ INFECTED_FILE = "invoice-acme-canary.pdf.exe"
 """The EICAR file dropped in a node's scan directory (its name is a canary: paths stay home)."""
 
 
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LISTEN_PORTS_FROM = 10_000
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as probe:
+    """A TCP port on 127.0.0.1 that was free a moment ago, below the ephemeral range.
+
+    A port the OS hands out for ``bind(0)`` comes from the range it also gives
+    outgoing connections, so between this call and the node binding it another
+    process's connection could take it. Ports below that range are only ever
+    taken by a listener that asks for them.
+    """
+    try:
+        low = int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32_768  # Linux's default
+    generator = random.SystemRandom()
+    for _ in range(200):
+        port = generator.randrange(_LISTEN_PORTS_FROM, max(low, _LISTEN_PORTS_FROM + 1))
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as probe:  # a crowded machine: any free port will do
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
