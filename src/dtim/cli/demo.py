@@ -26,7 +26,9 @@ def demo(
     duration: Annotated[
         float | None,
         typer.Option(
-            "--duration", min=5, help="Stop after this many seconds (default: until Ctrl-C)."
+            "--duration",
+            min=5,
+            help="Watch this many seconds once the attacks are written (default: until Ctrl-C).",
         ),
     ] = None,
     keep: Annotated[
@@ -84,7 +86,9 @@ def demo(
 async def _watch(mesh: Any, duration: float | None, quiet: bool) -> dict[str, Any]:
     from dtim.demo.mesh import summarise
 
-    deadline = None if duration is None else mesh.started_at + duration
+    # The watch starts once the attacks are written: discovery and approval on a busy
+    # machine can take most of a short run, which then ended before anything was read.
+    deadline = None if duration is None else time.monotonic() + duration
     snapshot = await mesh.snapshot()
     if quiet:
         while deadline is None or time.monotonic() < deadline:

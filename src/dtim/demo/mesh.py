@@ -161,7 +161,6 @@ class DemoMesh:
     interval: float
     say: Callable[[str], None]
     registry: subprocess.Popen[bytes] | None = None
-    started_at: float = field(default_factory=time.monotonic)
 
     @classmethod
     def create(
