@@ -55,7 +55,7 @@ def indicator_values(indicator: Indicator, seq: int) -> tuple[Any, ...]:
     """The row that stores ``indicator`` with change number ``seq``, as ``INDICATOR_COLUMNS``.
 
     Bulk writes on SQLite bind these positionally: naming 18 parameters per row costs
-    sqlite3 a lookup each, as much as a third of the insert itself.
+    sqlite3 a lookup each, about a quarter of the insert itself.
     """
     net_lo, net_hi = indicator_range(indicator.type, indicator.value)
     return (
