@@ -13,12 +13,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from dtim.crypto.structured import (
-    BareItem,
     Item,
     Params,
     StructuredFieldError,
@@ -32,8 +31,6 @@ from dtim.errors import SignatureError
 
 Headers = Sequence[tuple[str, str]]
 """Field lines as (lowercase name, value) pairs, in message order."""
-Fields = Mapping[str, str]
-"""Combined field values by lowercase name (:func:`combine_fields`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +44,7 @@ class HttpMessage:
         path: the raw (still percent-encoded) path; empty means ``/``.
         query: the raw query string without ``?``; None when absent.
         status: response status (responses only).
-        headers: field lines, names lowercase (or their combined values, :func:`combine_fields`).
+        headers: field lines, names lowercase.
         request: for a response, the request it answers (``;req`` components).
     """
 
@@ -57,7 +54,7 @@ class HttpMessage:
     path: str | None = None
     query: str | None = None
     status: int | None = None
-    headers: Headers | Fields = ()
+    headers: Headers = ()
     request: HttpMessage | None = field(default=None, repr=False)
 
 
@@ -66,10 +63,8 @@ def component(name: str, **params: str | bool) -> Item:
     return Item(name, tuple(params.items()))
 
 
-def field_value(headers: Headers | Fields, name: str) -> str | None:
+def field_value(headers: Headers, name: str) -> str | None:
     """RFC 9421 section 2.1: field lines trimmed and joined with ``", "``; None if absent."""
-    if isinstance(headers, Mapping):
-        return headers.get(name)
     values = [value.strip(" \t") for key, value in headers if key == name]
     return ", ".join(values) if values else None
 
@@ -98,7 +93,7 @@ def signature_base(components: Sequence[Item], params: Params, message: HttpMess
     components = tuple(components)
     plan = _plan_of(components)
     parts: list[str] = []
-    fields: dict[int, Fields] = {}
+    fields: dict[int, dict[str, str]] = {}
     for index, identifier in enumerate(components):
         text = plan.texts[index]
         if index == plan.repeat:
@@ -128,8 +123,6 @@ class _Plan:
     """Index of the first component covered a second time (-1: none)."""
     inner: str
     """The inner list of ``@signature-params`` without its parameters."""
-    covered: frozenset[tuple[BareItem, Params]]
-    """(value, parameters) of every component, for coverage checks."""
 
 
 _PLANS: dict[int, tuple[tuple[Item, ...], _Plan]] = {}
@@ -157,27 +150,19 @@ def _plan(components: tuple[Item, ...]) -> _Plan:
         c.value if not c.params and isinstance(c.value, str) and c.value == c.value.lower() else ""
         for c in components
     )
-    covered = frozenset((c.value, c.params) for c in components)
-    return _Plan(texts, names, repeat, "(" + " ".join(texts) + ")", covered)
+    return _Plan(texts, names, repeat, "(" + " ".join(texts) + ")")
 
 
-def uncovered(components: Sequence[Item], required: Sequence[Item]) -> list[str]:
-    """The names of the ``required`` components that ``components`` leaves out."""
-    covered = _plan_of(tuple(components)).covered
-    return [str(c.value) for c in required if (c.value, c.params) not in covered]
-
-
-def _fields_of(message: HttpMessage, cache: dict[int, Fields]) -> Fields:
-    headers = message.headers
-    if isinstance(headers, Mapping):
-        return headers
+def _fields_of(message: HttpMessage, cache: dict[int, dict[str, str]]) -> dict[str, str]:
     combined = cache.get(id(message))
     if combined is None:
-        combined = cache[id(message)] = combine_fields(headers)
+        combined = cache[id(message)] = combine_fields(message.headers)
     return combined
 
 
-def _component_value(identifier: Item, message: HttpMessage, cache: dict[int, Fields]) -> str:
+def _component_value(
+    identifier: Item, message: HttpMessage, cache: dict[int, dict[str, str]]
+) -> str:
     name = identifier.value
     if not isinstance(name, str) or name != name.lower() or not name:
         raise SignatureError("malformed signature: component names are lowercase strings")
