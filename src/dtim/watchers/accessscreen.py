@@ -16,7 +16,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from itertools import repeat
+from itertools import compress, repeat
+from operator import itemgetter
 
 from dtim.watchers.accessformat import COMBINED_FAST
 from dtim.watchers.base import Screened
@@ -32,6 +33,11 @@ _REQUEST = re.compile(r"([A-Z]{3,8}) (\S+) HTTP/[0-9.]+")
 _STATUS = re.compile(r" ([0-9]{3}) \S+ ")  # ASCII digits: int() would read others too
 _STATUS_COLUMN = re.compile(r"(?:\n [0-9]{3} \S+ )*\n")
 _COUNTED = re.compile(r"\n 40[134] ")
+# A column of heads (each after a newline) where every prefix is two or three plain
+# tokens and a bracketed time: both prefix forms, read without "[" in any token.
+_PLAIN_HEADS = re.compile(r"(?:\n[^\s\[]+ [^\s\[]+ [^\s\[]+ (?:[^\s\[]+ )?\[[^\]\n]+\] )*")
+_STAMP = re.compile(r"\[([^\]\n]+)\]")
+_STATUS_CODE = itemgetter(slice(1, 4))
 _QUOTES = 6  # around request, referer and agent
 
 
@@ -67,6 +73,7 @@ class AccessScreen:
         self.reader = reader
         self.classifier = classifier
         self._prefixes = Verdicts(self._prefix)
+        self._stamps = Verdicts(self._stamp)
         self._requests = Verdicts(self._request)
         self._statuses = Verdicts(self._status)
         self._referers = Verdicts(lambda referer: "${" not in referer)
@@ -81,7 +88,11 @@ class AccessScreen:
         if odd or not _aligned(pieces, len(lines)):
             rows = [k for k, line in enumerate(lines) if k not in odd and _shaped(line)]
             pieces = "\n".join([lines[k] for k in rows]).split('"')
-        noisy = {rows[k] for k in self._noisy(pieces, len(rows))} if rows else set()
+        noisy = (
+            {rows[k] for k in self._noisy(pieces, len(rows), dollar="${" in text)}
+            if rows
+            else set()
+        )
         quiet: Counter[str] = Counter({"combined": len(rows) - len(noisy)})
         if len(rows) < len(lines):
             for k in sorted(set(range(len(lines))).difference(rows)):
@@ -92,23 +103,24 @@ class AccessScreen:
                     noisy.add(k)
         return Screened(sorted(noisy), {p: n for p, n in quiet.items() if n})
 
-    def _noisy(self, pieces: list[str], count: int) -> set[int]:
+    def _noisy(self, pieces: list[str], count: int, *, dollar: bool) -> set[int]:
         """Rows (of ``count`` aligned lines, split on quotes) that are not certainly quiet."""
         heads = pieces[0 : _QUOTES * count : _QUOTES]
         statuses = pieces[2::_QUOTES]
         gaps = pieces[4::_QUOTES]
+        joined = "\n" + "".join(heads)
         noisy = {
-            *self._prefixes.noisy([head.partition(" ")[2] for head in heads]),
+            *self._prefix_rows(heads, joined),
             *self._requests.noisy(pieces[1::_QUOTES]),
-            *self._referers.noisy(pieces[3::_QUOTES]),
-            *self._agents.noisy(pieces[5::_QUOTES]),
             *self._status_rows(statuses),
+            *self._agents.noisy(pieces[5::_QUOTES]),
         }
+        if dollar:  # a "${" anywhere in the batch: find the referers holding one
+            noisy.update(self._referers.noisy(pieces[3::_QUOTES]))
         if gaps.count(" ") != count:
             noisy.update(k for k, gap in enumerate(gaps) if gap != " ")
         # The first token (client address, or vhost) must be one printable token without
         # "[" (COMBINED_VHOST refuses it in a vhost). The head's only "[" opens its time.
-        joined = "\n" + "".join(heads)
         if (
             "\n " in joined
             or joined.count("[") != count
@@ -124,7 +136,22 @@ class AccessScreen:
             return self._statuses.noisy(statuses)
         if _COUNTED.search(column) is None:
             return []
-        return [k for k, status in enumerate(statuses) if status[1:4] in COUNTED_STATUS]
+        counted = map(COUNTED_STATUS.__contains__, map(_STATUS_CODE, statuses))
+        return list(compress(range(len(statuses)), counted))
+
+    def _prefix_rows(self, heads: list[str], joined: str) -> list[int]:
+        # Addresses make most prefixes distinct (vhost lines carry the client's in theirs):
+        # when every head has the plain shape, only the distinct times are judged.
+        if _PLAIN_HEADS.fullmatch(joined) is not None:
+            return self._stamps.noisy(_STAMP.findall(joined))
+        return self._prefixes.noisy([head.partition(" ")[2] for head in heads])
+
+    def _stamp(self, stamp: str) -> bool:
+        try:
+            self.reader.clf(stamp)
+        except (ValueError, KeyError):
+            return False
+        return True
 
     def _prefix(self, prefix: str) -> bool:
         """Ident, user and time (or address, ident, user and time after a vhost)."""

@@ -11,6 +11,7 @@ by one. The formats' screens live beside their parsers (``accessscreen``,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import compress
 
 _REMEMBERED = 50_000
 
@@ -39,7 +40,7 @@ class Verdicts:
                 known[value] = quiet
             if not quiet:
                 bad.add(value)
-        return [k for k, value in enumerate(column) if value in bad] if bad else []
+        return list(compress(range(len(column)), map(bad.__contains__, column))) if bad else []
 
 
 def unusual(lines: Sequence[str], text: str) -> set[int]:
