@@ -17,10 +17,11 @@ import binascii
 import hashlib
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from dtim.crypto import ed25519
 from dtim.crypto.keyfiles import read_public, read_secret, write_public, write_secret
 from dtim.errors import CryptoError, SignatureError
 
@@ -39,8 +40,8 @@ def fingerprint_of(public_key_raw: bytes) -> str:
     return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
-def decode_public_key(public_key_b64: str) -> Ed25519PublicKey:
-    """Read a base64 raw Ed25519 public key (the form peers exchange).
+def public_key_bytes(public_key_b64: str) -> bytes:
+    """The 32 raw bytes of a base64 Ed25519 public key (the form peers exchange).
 
     Raises:
         CryptoError: not base64 or not 32 bytes.
@@ -51,7 +52,16 @@ def decode_public_key(public_key_b64: str) -> Ed25519PublicKey:
         raise CryptoError("public key is not valid base64") from None
     if len(raw) != 32:
         raise CryptoError(f"an Ed25519 public key has 32 bytes, got {len(raw)}")
-    return Ed25519PublicKey.from_public_bytes(raw)
+    return raw
+
+
+def decode_public_key(public_key_b64: str) -> Ed25519PublicKey:
+    """Read a base64 raw Ed25519 public key as a key object.
+
+    Raises:
+        CryptoError: not base64 or not 32 bytes.
+    """
+    return Ed25519PublicKey.from_public_bytes(public_key_bytes(public_key_b64))
 
 
 def raw_public_key(key: Ed25519PublicKey) -> bytes:
@@ -66,13 +76,11 @@ def verify_ed25519(public_key_b64: str, signature: bytes, message: bytes) -> Non
         SignatureError: the key is unusable or the signature does not verify.
     """
     try:
-        key = decode_public_key(public_key_b64)
+        key = public_key_bytes(public_key_b64)
     except CryptoError as exc:
         raise SignatureError(f"bad public key: {exc}") from exc
-    try:
-        key.verify(signature, message)
-    except InvalidSignature:
-        raise SignatureError("bad signature") from None
+    if not ed25519.verifies(key, signature, message):
+        raise SignatureError("bad signature")
 
 
 class NodeIdentity:
@@ -81,11 +89,17 @@ class NodeIdentity:
     Its ``repr`` shows only the node id: the private key never reaches a log.
     """
 
-    __slots__ = ("_private", "_public_raw")
+    __slots__ = ("_private", "_public_raw", "_secret")
 
     def __init__(self, private_key: Ed25519PrivateKey) -> None:
         self._private = private_key
         self._public_raw = raw_public_key(private_key.public_key())
+        seed = private_key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        self._secret = ed25519.secret_from_seed(seed)
 
     @classmethod
     def generate(cls) -> NodeIdentity:
@@ -119,7 +133,7 @@ class NodeIdentity:
 
     def sign(self, message: bytes) -> bytes:
         """Ed25519 signature (64 bytes) of ``message``."""
-        return self._private.sign(message)
+        return ed25519.sign(self._secret, message)
 
     def private_pem(self) -> bytes:
         """Unencrypted PKCS#8 PEM of the private key, for writing to a 0600 file only."""

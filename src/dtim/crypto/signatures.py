@@ -28,9 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
+from dtim.crypto import ed25519
 from dtim.crypto.httpsig import (
     Headers,
     HttpMessage,
@@ -42,7 +40,7 @@ from dtim.crypto.httpsig import (
     signature_base,
     signature_params,
 )
-from dtim.crypto.identity import NodeIdentity, decode_public_key
+from dtim.crypto.identity import NodeIdentity, public_key_bytes
 from dtim.crypto.nonces import MemoryNonceCache, NonceCache
 from dtim.crypto.peerkeys import PeerKey, PeerKeys, StaticPeerKeys
 from dtim.crypto.structured import (
@@ -309,7 +307,7 @@ class RequestVerifier:
         # ``is not None``: an empty shared cache is falsy and must still be used.
         self._nonces = nonces if nonces is not None else MemoryNonceCache()
         self._clock = clock or SystemClock()
-        self._public_keys: dict[str, Ed25519PublicKey] = {}
+        self._public_keys: dict[str, bytes] = {}
 
     async def verify(
         self,
@@ -368,11 +366,11 @@ class RequestVerifier:
             raise SignatureError(f"key not approved (peer is {key.status.value})")
         return key
 
-    def _public_key(self, key: PeerKey) -> Ed25519PublicKey:
+    def _public_key(self, key: PeerKey) -> bytes:
         loaded = self._public_keys.get(key.public_key)
         if loaded is None:
             try:
-                loaded = decode_public_key(key.public_key)
+                loaded = public_key_bytes(key.public_key)
             except CryptoError as exc:
                 raise SignatureError(
                     f"unknown key: stored public key is unusable ({exc})"
@@ -408,7 +406,7 @@ def verify_response(
         raise skew_error(parsed.created, moment, window_seconds)
     check_content_digest(field_value(headers, "content-digest"), body)
     try:
-        key = decode_public_key(responder_public_key)
+        key = public_key_bytes(responder_public_key)
     except CryptoError as exc:
         raise SignatureError(f"unknown key: {exc}") from None
     request = HttpMessage(headers=[("signature", _signature_field(request_signature))])
@@ -416,9 +414,7 @@ def verify_response(
     return parsed.key_id
 
 
-def _check(key: Ed25519PublicKey, parsed: _Parsed, message: HttpMessage) -> None:
+def _check(key: bytes, parsed: _Parsed, message: HttpMessage) -> None:
     base = signature_base(parsed.components, parsed.params, message)
-    try:
-        key.verify(parsed.signature, base)
-    except InvalidSignature:
-        raise SignatureError("bad signature") from None
+    if not ed25519.verifies(key, parsed.signature, base):
+        raise SignatureError("bad signature")
