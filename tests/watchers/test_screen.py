@@ -29,7 +29,7 @@ EDITS: tuple[Callable[[str], str], ...] = (
     lambda line: "vhost.example " + line.replace(" - - ", " - - extra ", 1),
     lambda line: line.replace(" - - ", " i[d - ", 1),
     lambda line: line.replace(" - - [", " - - [[", 1),
-    lambda line: line.replace("] \"", "]] \"", 1),
+    lambda line: line.replace('] "', ']] "', 1),
     lambda line: " " + line,
     lambda line: line.replace(" ", "\t", 1),
     lambda line: line + ' "extra"',
