@@ -8,7 +8,7 @@ Each source's generated log is written to a temporary file and read back
 through the same path as ``dtim ingest`` (tail reader, parse, detect, commit).
 The sink is in memory unless ``--store`` is given, in which case sightings go
 through ``dtim.store.Store.record_sightings`` on SQLite (evidence not
-encrypted: sealing belongs to the store-backed sink the lead wires).
+encrypted here; the node's own store sink seals it).
 ``fail2ban-regex`` (Debian package ``fail2ban``) runs in the same process tree
 on the same files with its stock filters: nginx-botsearch on the nginx access
 log, apache-auth on the Apache error log; when the binary is absent that column
