@@ -135,7 +135,7 @@ def _render(mesh: Any, snapshot: dict[str, Any]) -> Group:
         f"time to every node: median {timing['median']} s, max {timing['max']} s"
         if timing
         else "waiting for gossip…"
-    ) + f"   internal canaries seen on a peer: {len(summary['leaks'])}"
+    ) + f"\ninternal canaries seen on a peer: {len(summary['leaks'])}"
     recent = Table(title="Latest detections", show_edge=False)
     for column in ("indicator", "detected by", "nodes holding it", "seconds to every node"):
         recent.add_column(column)
