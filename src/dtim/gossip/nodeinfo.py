@@ -19,10 +19,9 @@ from dtim.crypto.bodysig import sign_body, verify_body
 from dtim.crypto.certs import certificate_fingerprint
 from dtim.crypto.identity import (
     NodeIdentity,
-    decode_public_key,
     fingerprint_of,
     node_id_of,
-    raw_public_key,
+    public_key_bytes,
 )
 from dtim.errors import CryptoError, PeerRejected, PeerUnreachable, ProtocolError, SignatureError
 from dtim.model.indicator import JsonValue
@@ -95,7 +94,7 @@ def read_node_document(document: object) -> NodeInfo:
     if isinstance(version, bool) or not isinstance(version, int):
         raise ProtocolError("node document field 'protocol_version': not an integer")
     try:
-        key_raw = raw_public_key(decode_public_key(texts["public_key"]))
+        key_raw = public_key_bytes(texts["public_key"])
         ca_fingerprint = certificate_fingerprint(texts["ca_certificate"].encode("ascii"))
     except (CryptoError, UnicodeEncodeError) as exc:
         raise ProtocolError(f"node document: {exc}") from exc

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 
-from dtim.crypto.identity import decode_public_key, fingerprint_of, node_id_of, raw_public_key
+from dtim.crypto.identity import fingerprint_of, node_id_of, public_key_bytes
 from dtim.crypto.rotation import RolloverStatement, verify_rollover
 from dtim.errors import SignatureError
 from dtim.gossip.directory import PeerDirectory
@@ -81,7 +81,7 @@ def _check(
     if sender.status is not PeerStatus.APPROVED or not sender.public_key:
         raise SignatureError("rollover refused: only an approved peer may roll its key over")
     checked = verify_rollover(statement, sender.public_key)
-    raw = raw_public_key(decode_public_key(checked.new_key))
+    raw = public_key_bytes(checked.new_key)
     owner = directory.get(node_id_of(raw))
     if owner is not None and owner.id != sender.id:
         raise SignatureError("rollover refused: the new key belongs to another peer")

@@ -164,11 +164,7 @@ class AccessScreen:
             if match is None or match.group(2).startswith("["):
                 return False
             stamp = match.group(3)
-        try:
-            self.reader.clf(stamp)
-        except (ValueError, KeyError):
-            return False
-        return True
+        return self._stamp(stamp)
 
     def _request(self, request: str) -> bool:
         match = _REQUEST.fullmatch(request)
