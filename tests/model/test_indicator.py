@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -8,6 +9,7 @@ from hypothesis import strategies as st
 
 from dtim.errors import ValidationError
 from dtim.model import Scope, Tlp, indicator_id, make_indicator, merge
+from dtim.model.ids import DTIM_NAMESPACE
 from dtim.model.indicator import indicator_from_json, validate_confidence
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -120,3 +122,14 @@ def test_json_round_trip_and_seed_schema() -> None:
         indicator_from_json({**seed, "sightings": "many"})
     with pytest.raises(ValidationError, match="created"):
         indicator_from_json({"value": "1.2.3.4"})
+
+
+@given(st.sampled_from(("ipv4", "domain", "url", "sha256", "x-custom")), st.text())
+def test_indicator_id_is_uuid5_of_type_and_value(type_: str, value: str) -> None:
+    try:
+        expected = str(uuid.uuid5(DTIM_NAMESPACE, f"{type_}:{value}"))
+    except UnicodeEncodeError:  # a lone surrogate: both refuse it
+        with pytest.raises(UnicodeEncodeError):
+            indicator_id(type_, value)
+        return
+    assert indicator_id(type_, value) == expected

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from dtim.errors import ValidationError
 from dtim.model import IndicatorType, defang, infer_type, normalize, refang
+from dtim.model.normalize import _REFANG
 from dtim.model.types import TypeRegistry
 
 
@@ -144,3 +145,15 @@ def test_defang_refang_round_trip(raw: str) -> None:
     assert "." not in defanged.replace("[.]", "")
     assert refang(defanged) == value
     assert normalize(kind, defanged) == value
+
+
+@given(
+    st.text(alphabet=st.sampled_from(list("hHxXpPfFsdotDOTat.@:/[](){}1a \t\u00a0\u3000")))
+    | st.text()
+)
+def test_refang_shortcut_changes_nothing(raw: str) -> None:
+    # The shortcut skips the substitutions only when none of them could apply.
+    value = raw.strip()
+    for pattern, replacement in _REFANG:
+        value = pattern.sub(replacement, value)
+    assert refang(raw) == value

@@ -37,6 +37,12 @@ EDITS: tuple[Callable[[str], str], ...] = (
     lambda line: line[: len(line) // 2],
     lambda line: line.replace(":00 ", ":61 ", 1),
     lambda line: line.replace("Mar", "Mrz", 1),
+    lambda line: line.replace(":00 +", ":00.5 +", 1),  # a time of another width
+    lambda line: line.replace(" +0000]", " +000]", 1),
+    lambda line: line.replace(" +0000]", " +00x0]", 1),
+    lambda line: line.replace("/Mar/", "/Mar]/", 1),
+    lambda line: line.replace(":00 +0000", ":0٠ +0000", 1),
+    lambda line: line.replace("/Mar/2026", "/Feb/2026", 1).replace("[0", "[3", 1),
     lambda line: line.replace("a", "\x00", 1),
     lambda line: line.replace("upstream timed out", "access forbidden by rule", 1),
     lambda line: line.replace(", client: ", ", client: , client: ", 1),
@@ -93,6 +99,22 @@ def test_screened_batches_match_parsing_every_line(
     screened = run(specs[source], make_context(), lines, screen=True)
     assert screened == run(specs[source], make_context(), lines, screen=False)
     assert screened[0]["observations"], "nothing was understood"
+
+
+@pytest.mark.parametrize("edit", range(len(EDITS)))
+@pytest.mark.parametrize("source", SCREENED)
+def test_each_edit_alone_in_otherwise_benign_batches(
+    source: str,
+    edit: int,
+    specs: dict[str, WatcherSpec],
+    make_context: Callable[..., WatcherContext],
+) -> None:
+    # Mixed edits mostly push a whole batch off a screen's fast path; one kind of edit at
+    # a time, a few lines per batch, keeps the rest of the batch on it.
+    lines = list(generate(source, 700, seed=edit, start=START))
+    lines = [EDITS[edit](line) if k % 97 == 5 else line for k, line in enumerate(lines)]
+    screened = run(specs[source], make_context(), lines, screen=True)
+    assert screened == run(specs[source], make_context(), lines, screen=False)
 
 
 @pytest.mark.parametrize("source", SCREENED)

@@ -30,6 +30,7 @@ _REFANG = (
     (re.compile(r"\[@\]|\(@\)|\[at\]|\(at\)|\{at\}", re.IGNORECASE), "@"),
     (re.compile(r"\[:\]"), ":"),
 )
+_BRACKETS = frozenset("[({")
 
 _HEX = re.compile(r"^[0-9a-f]+$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
@@ -57,6 +58,14 @@ _URL_SCHEMES = frozenset(
 def refang(raw: str) -> str:
     """Undo the usual defanging (``hxxp``, ``[.]``, ``(dot)``, ``[at]``) and trim white space."""
     value = raw.strip()
+    # Every spelling above starts with hxx/fxp, holds a bracket, or spaces around "dot":
+    # most values have none of them and skip the eight substitutions.
+    if (
+        _BRACKETS.isdisjoint(value)
+        and value[:3].lower() not in ("hxx", "fxp")
+        and len(value.split(maxsplit=1)) < 2
+    ):
+        return value
     for pattern, replacement in _REFANG:
         value = pattern.sub(replacement, value)
     return value

@@ -22,7 +22,7 @@ from operator import itemgetter
 from dtim.watchers.accessformat import COMBINED_FAST
 from dtim.watchers.base import Screened
 from dtim.watchers.screen import Verdicts, unusual
-from dtim.watchers.timestamps import TimeReader
+from dtim.watchers.timestamps import CLF_WIDTH, TimeReader
 from dtim.watchers.webprobes import RequestClassifier
 
 COUNTED_STATUS = frozenset({"401", "403", "404"})
@@ -34,9 +34,12 @@ _STATUS = re.compile(r" ([0-9]{3}) \S+ ")  # ASCII digits: int() would read othe
 _STATUS_COLUMN = re.compile(r"(?:\n [0-9]{3} \S+ )*\n")
 _COUNTED = re.compile(r"\n 40[134] ")
 # A column of heads (each after a newline) where every prefix is two or three plain
-# tokens and a bracketed time: both prefix forms, read without "[" in any token.
-_PLAIN_HEADS = re.compile(r"(?:\n[^\s\[]+ [^\s\[]+ [^\s\[]+ (?:[^\s\[]+ )?\[[^\]\n]+\] )*")
-_STAMP = re.compile(r"\[([^\]\n]+)\]")
+# tokens and a bracketed time of CLF's fixed width: both prefix forms, read without "["
+# in any token, so each head's one "[" opens its time.
+_PLAIN_HEADS = re.compile(
+    rf"(?:\n[^\s\[]+ [^\s\[]+ [^\s\[]+ (?:[^\s\[]+ )?\[[^\]\n]{{{CLF_WIDTH}}}\] )*"
+)
+_STAMP_TEXT = itemgetter(slice(0, CLF_WIDTH))
 _STATUS_CODE = itemgetter(slice(1, 4))
 _QUOTES = 6  # around request, referer and agent
 
@@ -143,7 +146,7 @@ class AccessScreen:
         # Addresses make most prefixes distinct (vhost lines carry the client's in theirs):
         # when every head has the plain shape, only the distinct times are judged.
         if _PLAIN_HEADS.fullmatch(joined) is not None:
-            return self._stamps.noisy(_STAMP.findall(joined))
+            return self._stamps.noisy(list(map(_STAMP_TEXT, joined.split("[")[1:])))
         return self._prefixes.noisy([head.partition(" ")[2] for head in heads])
 
     def _stamp(self, stamp: str) -> bool:

@@ -375,7 +375,7 @@ class FileTailer:
         # decoding line by line. No line can be over the cap when 4 bytes per character
         # would not reach it; otherwise measure the raw lines.
         lines = body.decode("utf-8", "replace").split("\n")
-        if len(max(lines, key=len)) * 4 > self.max_line:
+        if max(map(len, lines)) * 4 > self.max_line:
             raws = body.split(b"\n")
             over = [i for i, raw in enumerate(raws) if len(raw) > self.max_line]
             for index in over:

@@ -25,6 +25,8 @@ _CACHE_LIMIT = 4096
 _FUTURE_SLACK = timedelta(days=1)
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
 _MICROSECOND = timedelta(microseconds=1)
+CLF_WIDTH = len("20/Jan/2015:19:53:28 +0100")
+"""Characters in a common-log-format time (``dd/Mon/yyyy:HH:MM:SS +zzzz``)."""
 
 
 def _epoch(
@@ -50,6 +52,27 @@ def _epoch(
     return moment.timestamp()
 
 
+def _clf_clock(text: str) -> int | None:
+    """Seconds into the day of a CLF stamp of the exact ``dd/Mon/yyyy:HH:MM:SS +zzzz``
+    layout in ASCII digits, or None for any other text (left to the general reader)."""
+    if (
+        len(text) != CLF_WIDTH
+        or text[11] != ":"
+        or text[14] != ":"
+        or text[17] != ":"
+        or text[20] != " "
+        or not text.isascii()
+    ):
+        return None
+    hour, minute, second = text[12:14], text[15:17], text[18:20]
+    if not (hour + minute + second).isdigit():
+        return None
+    hours, minutes, seconds = int(hour), int(minute), int(second)
+    if hours > 23 or minutes > 59 or seconds > 59:
+        return None
+    return hours * 3600 + minutes * 60 + seconds
+
+
 class TimeReader:
     """Converts the timestamp formats of the supported logs to epoch seconds.
 
@@ -65,6 +88,7 @@ class TimeReader:
         self.tz = tz
         self.clock = clock
         self.cache: dict[str, float] = {}
+        self._days: dict[str, float] = {}  # CLF "dd/Mon/yyyy: +zzzz" -> its midnight
 
     def _remember(self, text: str, value: float) -> float:
         if len(self.cache) >= _CACHE_LIMIT:
@@ -121,6 +145,21 @@ class TimeReader:
         cached = self.cache.get(text)
         if cached is not None:
             return cached
+        clock = _clf_clock(text)
+        if clock is not None:
+            # Each second of a busy log is a new text, but its day and zone are not: the
+            # day's start is converted once, and adding whole seconds to it gives the
+            # very float _epoch would (both are whole numbers of seconds).
+            day = text[:12] + text[20:]
+            start = self._days.get(day)
+            if start is None:
+                if len(self._days) >= _CACHE_LIMIT:
+                    self._days.clear()
+                start = self._days[day] = self._clf_parts(f"{text[:12]}00:00:00{text[20:]}")
+            return self._remember(text, start + clock)
+        return self._remember(text, self._clf_parts(text))
+
+    def _clf_parts(self, text: str) -> float:
         stamp, _, offset = text.partition(" ")
         day, month, rest = stamp.split("/", 2)
         year, hour, minute, second = rest.split(":")
@@ -130,10 +169,9 @@ class TimeReader:
             if len(offset) != 5 or offset[0] not in "+-" or not offset[1:].isdigit():
                 raise ValueError(f"bad zone offset {offset!r}")
             zone = timezone(sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])))
-        value = _epoch(
+        return _epoch(
             int(year), MONTHS[month.lower()], int(day), int(hour), int(minute), float(second), zone
         )
-        return self._remember(text, value)
 
     def slashed(self, text: str) -> float:
         """nginx error log ``2015/01/21 10:56:10`` (local time)."""
