@@ -12,13 +12,13 @@ import pytest
 
 from dtim.aging import DecayModel, Verdict
 from dtim.crypto.identity import NodeIdentity, verify_ed25519
-from dtim.errors import ValidationError
+from dtim.errors import SignatureError, ValidationError
 from dtim.gossip.corroboration import NewReportQuota
 from dtim.gossip.inbox import CAPPED_METRIC, Inbox
 from dtim.gossip.issuers import IssuerCap
 from dtim.gossip.outbox import GOSSIP_SOURCE, reporter_secret
 from dtim.gossip.protocol import decode_item
-from dtim.gossip.report import Report, Tombstone, encode, item_id, verify_tombstone
+from dtim.gossip.report import ItemId, Report, Tombstone, encode, item_id, verify_tombstone
 from dtim.gossip.reputation import Reputation
 from dtim.gossip.verdicts import (
     VerdictRecord,
@@ -363,6 +363,36 @@ async def test_receivers_mark_the_indicator_and_later_reports_do_not_bring_it_ba
     # A forged tombstone is refused and counted as invalid.
     forged = replace(peer_tombstone(clock, days=5), signature="AAAA")
     assert (await inbox.accept(PeerId(PEER.node_id), [forged], via="push")).invalid == 1
+
+
+async def test_a_received_tombstone_is_verified_once(store: Store, clock: FakeClock) -> None:
+    checked: list[str] = []
+
+    def counting(tombstone: Tombstone) -> bool:
+        checked.append(tombstone.indicator)
+        return verify_tombstone(tombstone)
+
+    held = ItemIndex(
+        PrivacyFilter(PrivacyPolicy()),
+        MODEL,
+        secret=reporter_secret(b"s" * 64),
+        verify=counting,
+        issuers=IssuerCap(100, APPROVED.__contains__),
+    )
+    receipt = await inbox_for(store, clock, held).accept(
+        PeerId(PEER.node_id), [peer_tombstone(clock)], via="push"
+    )
+    assert receipt.received == 1
+    assert checked == [own(clock).id]
+    # Items loaded from the store are not checked by an inbox: adding them verifies.
+    with pytest.raises(SignatureError):
+        held.add_received(
+            ItemId(b"x" * 32),
+            replace(peer_tombstone(clock, days=5), signature="AAAA"),
+            relay=True,
+            subject=None,
+            at=clock.now().timestamp(),
+        )
 
 
 async def test_a_report_arriving_after_the_tombstone_is_not_stored(

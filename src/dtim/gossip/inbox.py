@@ -253,8 +253,8 @@ class Inbox:
             tombstones: list[Tombstone] = []
             capped: list[Tombstone] = []
             for key, item, subject in fresh:
-                if self.index.add_received(
-                    key, item, relay=_relayable(item), subject=subject, at=stamp
+                if self.index.add_received(  # sorting ran check() on each tombstone
+                    key, item, relay=_relayable(item), subject=subject, at=stamp, verified=True
                 ):
                     added.append(key)
                     if isinstance(item, Report):

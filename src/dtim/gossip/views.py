@@ -130,20 +130,29 @@ class ItemIndex:
             raise SignatureError(f"tombstone for {item.indicator} is not signed by {item.issuer}")
 
     def add_received(
-        self, key: ItemId, item: Item, *, relay: bool, subject: Indicator | None, at: float
+        self,
+        key: ItemId,
+        item: Item,
+        *,
+        relay: bool,
+        subject: Indicator | None,
+        at: float,
+        verified: bool = False,
     ) -> bool:
         """Hold a received item; True when it was new.
 
         Args:
             at: when it arrived (Unix seconds): the day a tombstone counts against
                 its issuer's cap.
+            verified: :meth:`check` passed for this item just now (a tombstone's
+                signature is then not verified a second time).
 
         Raises:
             SignatureError: a tombstone whose signature does not verify.
         """
         if self.known(key):
             return False
-        self.merge.add(item, key)
+        self.merge.add(item, key, verified=verified)
         applied = not isinstance(item, Tombstone) or self.issuers.admit(item.issuer, at)
         if relay and subject is not None:
             # Received items that may be relayed at all are CLEAR or GREEN, scope private:
