@@ -41,7 +41,7 @@ EDITS: tuple[Callable[[str], str], ...] = (
     lambda line: line.replace(" +0000]", " +000]", 1),
     lambda line: line.replace(" +0000]", " +00x0]", 1),
     lambda line: line.replace("/Mar/", "/Mar]/", 1),
-    lambda line: line.replace(":00 +0000", ":0٠ +0000", 1),
+    lambda line: line.replace(":00 +0000", ":0\u0660 +0000", 1),  # a digit int() reads
     lambda line: line.replace("/Mar/2026", "/Feb/2026", 1).replace("[0", "[3", 1),
     lambda line: line.replace("a", "\x00", 1),
     lambda line: line.replace("upstream timed out", "access forbidden by rule", 1),
