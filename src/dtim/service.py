@@ -138,11 +138,15 @@ def node_identity(home: NodeHome) -> tuple[str, str]:
     return identity.node_id, identity.fingerprint
 
 
-async def _store_ready(store: Store) -> dict[str, str]:
+async def store_readiness(store: Store) -> dict[str, str]:
+    """What ``/readyz`` reports of the store: a failing read, or the last write's failure
+    while writes fail (a full disk still reads fine)."""
     try:
         await store.last_seq()
     except DTIMError as exc:
         return {"store": str(exc)}
+    if store.write_failure is not None:
+        return {"store": f"writes failing: {store.write_failure}"}
     return {}
 
 
@@ -182,7 +186,7 @@ def build_admin_app(
         home,
         store,
         routers=[
-            health_router(lambda: _store_ready(store)),
+            health_router(lambda: store_readiness(store)),
             metrics_router(store),
             exports_router(
                 exporter, misp_feed_dir=home.data_dir / "misp-feed", store_version=store.last_seq
@@ -1046,7 +1050,7 @@ async def build_gossip(
         directory=directory,
         public=PublicIndicators(items, privacy, model, clock),
         audit=audit,
-        readiness=lambda: _store_ready(store),
+        readiness=lambda: store_readiness(store),
         quarantined=lambda peer_id: PeerId(peer_id) in reputation.quarantined(),
     )
     verifier = RequestVerifier(

@@ -146,6 +146,9 @@ class Store:
         self.url = url
         self._engine: Engine | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self.write_failure: str | None = None
+        """Why the last write failed (a full disk, a read-only file), None once one succeeds:
+        the node's readiness check reports it."""
 
     async def connect(self) -> None:
         """Open the database and apply pending migrations.
@@ -214,9 +217,11 @@ class Store:
                 with conn.begin():
                     yield conn
         except SQLAlchemyError as exc:
+            self.write_failure = describe(exc)
             raise StoreError(
                 f"database write failed, nothing was changed: {describe(exc)}"
             ) from exc
+        self.write_failure = None
 
     def _next_seq(self, conn: Connection, count: int) -> int:
         """Reserve ``count`` change numbers; returns the first."""

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dtim.errors import ParseError, WatcherError
-from dtim.model import JsonValue, Sighting
+from dtim.errors import ParseError, StoreError, WatcherError
+from dtim.model import JsonValue, Sighting, TailPosition
 from dtim.watchers.base import (
     InputKind,
     LineParser,
@@ -35,6 +35,8 @@ _LOGGED_ERRORS = 10
 _LOG_EVERY = 1000
 _PARSER_CACHE = 64
 SLICE_LINES = 128
+STORE_PROBLEM = "store"
+"""Key of ``WatcherStats.problems`` while commits fail."""
 """Lines parsed between two yields to the event loop (a few milliseconds of work)."""
 
 
@@ -68,7 +70,8 @@ class WatcherStats:
         parse_errors: malformed, truncated or binary lines, and invalid indicator values.
         oversized: lines over the length cap, skipped unread.
         patterns: observations per parser pattern.
-        problems: paths currently missing or unreadable, with the reason.
+        problems: paths currently missing or unreadable, with the reason, and ``"store"``
+            while commits fail.
         last_error: the most recent parse error message.
     """
 
@@ -185,6 +188,7 @@ class WatcherRunner:
         sink: where sightings and positions are committed together.
         poll_interval: seconds between polls in :meth:`run`.
         stats: counters to update (a fresh one by default).
+        retry: first and longest wait (seconds) between attempts of a refused commit.
     """
 
     def __init__(
@@ -195,11 +199,13 @@ class WatcherRunner:
         *,
         poll_interval: float = 1.0,
         stats: WatcherStats | None = None,
+        retry: tuple[float, float] = (1.0, 30.0),
     ) -> None:
         self.watcher = watcher
         self.sources = list(sources)
         self.sink = sink
         self.poll_interval = poll_interval
+        self.retry_first, self.retry_max = retry
         self.processor = LineProcessor(watcher, stats)
         self.stats = self.processor.stats
         self._started = False
@@ -234,11 +240,30 @@ class WatcherRunner:
                 found = await self._process(batch)
                 positions = [batch.position] if batch.position is not None else []
                 if found or positions:
-                    await self.sink.commit(found, positions)
-                    self.stats.commits += 1
+                    await self._commit(found, positions)
                 await asyncio.sleep(0)
             self._note_problem(source)
         return total
+
+    async def _commit(self, found: list[Sighting], positions: list[TailPosition]) -> None:
+        """Commit, retrying with backoff while the store refuses writes (a full disk): the
+        batch stays in hand, so nothing read is lost or counted twice, and the node stays
+        up, its ``/readyz`` saying why."""
+        delay = self.retry_first
+        while True:
+            try:
+                await self.sink.commit(found, positions)
+            except StoreError as exc:
+                if STORE_PROBLEM not in self.stats.problems:
+                    log.warning("%s: %s; retrying, nothing read is lost", self.watcher.name, exc)
+                self.stats.problems[STORE_PROBLEM] = f"cannot commit: {exc}"
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max)
+                continue
+            if self.stats.problems.pop(STORE_PROBLEM, None) is not None:
+                log.info("%s: the store takes writes again", self.watcher.name)
+            self.stats.commits += 1
+            return
 
     async def _process(self, batch: TailBatch) -> list[Sighting]:
         # Parsing runs on the node's event loop: a batch (up to a megabyte of lines) is

@@ -126,9 +126,10 @@ class ScanRunner:
             scanned, infected = scanner.scanned, scanner.infected
             try:
                 found = await scanner.poll_once(self.sink)
-            except WatcherError as exc:
-                # clamd stopped or clamscan failed: nothing of this poll was committed, so a
-                # fresh scanner (engine chosen again) rescans those files after the pause.
+            except (WatcherError, StoreError) as exc:
+                # clamd stopped, clamscan failed or the store refused the commit (a full
+                # disk): nothing of this poll was committed, so a fresh scanner (engine
+                # chosen again) rescans those files after the pause.
                 self._problem(str(exc))
                 scanner = None
                 await _wait(stop, self.retry_seconds)
@@ -229,7 +230,10 @@ class WatcherSupervisor:
 
     async def _publish_until(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await self.publish()
+            try:
+                await self.publish()
+            except StoreError as exc:  # a full disk: the runners retry their commits too
+                log.warning("watcher counters not saved: %s", exc)
             await _wait(stop, self.stats_interval)
 
     async def publish(self) -> None:
