@@ -39,6 +39,10 @@ EDITS: tuple[Callable[[str], str], ...] = (
     lambda line: line.replace("Mar", "Mrz", 1),
     lambda line: line.replace(":00 +", ":00.5 +", 1),  # a time of another width
     lambda line: line.replace(" +0000]", " +000]", 1),
+    lambda line: line.replace(".", "\x01", 1),  # control characters in the first token
+    lambda line: line.replace(".", "\x7f", 1),
+    lambda line: line.replace(".", "\u200b", 1),  # printable to no one, and not ASCII
+    lambda line: line.replace(" - - ", " \x02 - ", 1),
     lambda line: line.replace(" +0000]", " +00x0]", 1),
     lambda line: line.replace("/Mar/", "/Mar]/", 1),
     lambda line: line.replace(":00 +0000", ":0\u0660 +0000", 1),  # a digit int() reads

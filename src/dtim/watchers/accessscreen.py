@@ -35,9 +35,10 @@ _STATUS_COLUMN = re.compile(r"(?:\n [0-9]{3} \S+ )*\n")
 _COUNTED = re.compile(r"\n 40[134] ")
 # A column of heads (each after a newline) where every prefix is two or three plain
 # tokens and a bracketed time of CLF's fixed width: both prefix forms, read without "["
-# in any token, so each head's one "[" opens its time.
+# (so each head's one "[" opens its time) or an ASCII control character in any token.
+_FIELD = r"[^\s\[\x00-\x1f\x7f]+"
 _PLAIN_HEADS = re.compile(
-    rf"(?:\n[^\s\[]+ [^\s\[]+ [^\s\[]+ (?:[^\s\[]+ )?\[[^\]\n]{{{CLF_WIDTH}}}\] )*"
+    rf"(?:\n{_FIELD} {_FIELD} {_FIELD} (?:{_FIELD} )?\[[^\]\n]{{{CLF_WIDTH}}}\] )*"
 )
 _STAMP_TEXT = itemgetter(slice(0, CLF_WIDTH))
 _STATUS_CODE = itemgetter(slice(1, 4))
@@ -112,8 +113,9 @@ class AccessScreen:
         statuses = pieces[2::_QUOTES]
         gaps = pieces[4::_QUOTES]
         joined = "\n" + "".join(heads)
+        plain = _PLAIN_HEADS.fullmatch(joined) is not None
         noisy = {
-            *self._prefix_rows(heads, joined),
+            *self._prefix_rows(heads, joined, plain=plain),
             *self._requests.noisy(pieces[1::_QUOTES]),
             *self._status_rows(statuses),
             *self._agents.noisy(pieces[5::_QUOTES]),
@@ -124,11 +126,16 @@ class AccessScreen:
             noisy.update(k for k, gap in enumerate(gaps) if gap != " ")
         # The first token (client address, or vhost) must be one printable token without
         # "[" (COMBINED_VHOST refuses it in a vhost). The head's only "[" opens its time.
-        if (
-            "\n " in joined
-            or joined.count("[") != count
-            or not joined.replace("\n", " ").isprintable()
-        ):
+        # Plain heads have such tokens unless a non-ASCII character is not printable.
+        if plain:
+            look = not joined.isascii() and not joined.replace("\n", " ").isprintable()
+        else:
+            look = (
+                "\n " in joined
+                or joined.count("[") != count
+                or not joined.replace("\n", " ").isprintable()
+            )
+        if look:
             noisy.update(k for k, head in enumerate(heads) if not _one_token(head))
         return noisy
 
@@ -142,10 +149,10 @@ class AccessScreen:
         counted = map(COUNTED_STATUS.__contains__, map(_STATUS_CODE, statuses))
         return list(compress(range(len(statuses)), counted))
 
-    def _prefix_rows(self, heads: list[str], joined: str) -> list[int]:
+    def _prefix_rows(self, heads: list[str], joined: str, *, plain: bool) -> list[int]:
         # Addresses make most prefixes distinct (vhost lines carry the client's in theirs):
         # when every head has the plain shape, only the distinct times are judged.
-        if _PLAIN_HEADS.fullmatch(joined) is not None:
+        if plain:
             return self._stamps.noisy(list(map(_STAMP_TEXT, joined.split("[")[1:])))
         return self._prefixes.noisy([head.partition(" ")[2] for head in heads])
 
