@@ -6,7 +6,8 @@
     .venv/bin/python bench/watchers.py --rounds 3      # best of three, DTIM and peer alternating
 
 Each source's generated log is written to a temporary file and read back
-through the same path as ``dtim ingest`` (tail reader, parse, detect, commit).
+through the same path as ``dtim ingest`` (tail reader, parse, detect, commit),
+in a fresh child process per measurement, as ``fail2ban-regex`` gets one.
 The sink is in memory unless ``--store`` is given, in which case sightings go
 through ``dtim.store.Store.record_sightings`` on SQLite (evidence not
 encrypted here; the node's own store sink seals it).
@@ -104,7 +105,9 @@ async def open_sink(use_store: bool, directory: str) -> tuple[SightingSink, str,
     return StoreSink(store), "SQLite store (record_sightings, evidence unsealed)", store
 
 
-def measure(source: str, path: Path, truth: Labelled, lines: int, sink: SightingSink) -> Measured:
+def measure_child(source: str, path: Path, directory: str, use_store: bool) -> None:
+    """Child process: ingest ``path`` and print its CPU time and the shared values found."""
+    sink, _, store = asyncio.run(open_sink(use_store, directory))
     specs = registered_watchers(make_plugin_manager(load_entrypoints=False))
     watcher = specs[source].create(context())
     recorder = MemorySink()
@@ -122,16 +125,32 @@ def measure(source: str, path: Path, truth: Labelled, lines: int, sink: Sighting
     started = time.process_time()
     stats = asyncio.run(ingest(watcher, [str(path)], Tee()))
     elapsed = time.process_time() - started
-    shared = {
-        s.indicator.value for s in recorder.sightings if s.indicator.scope is not Scope.LOCAL
-    } - truth.partial
+    if store is not None:
+        asyncio.run(store.close())  # type: ignore[attr-defined]  # dtim.store.Store
+    shared = {s.indicator.value for s in recorder.sightings if s.indicator.scope is not Scope.LOCAL}
+    figures = {"lines": stats.lines, "seconds": elapsed, "errors": stats.parse_errors}
+    print(json.dumps({**figures, "shared": sorted(shared)}))
+
+
+def measure(source: str, path: Path, truth: Labelled, directory: str, use_store: bool) -> Measured:
+    """One source in a fresh process, as fail2ban-regex gets one: what earlier sources left
+    in the bench's own heap does not weigh on it (the store file, when used, is shared)."""
+    command = [sys.executable, __file__, "--measure-child", source, "--log", str(path)]
+    child = subprocess.run(
+        [*command, "--dir", directory, *(["--store"] if use_store else [])],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures = json.loads(child.stdout)
+    shared = set(figures["shared"]) - truth.partial
     hits = shared & truth.attackers
     return Measured(
-        lines=stats.lines,
-        lines_per_s=stats.lines / elapsed,
+        lines=figures["lines"],
+        lines_per_s=figures["lines"] / figures["seconds"],
         precision=len(hits) / len(shared) if shared else 1.0,
         recall=len(hits) / len(truth.attackers) if truth.attackers else 1.0,
-        errors=stats.parse_errors,
+        errors=figures["errors"],
         attackers=len(truth.attackers),
     )
 
@@ -285,12 +304,22 @@ def main() -> None:
         "--store", action="store_true", help="commit through the SQLite store instead of memory"
     )
     parser.add_argument("--memory-child", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--measure-child", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--log", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--dir", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
         memory_child(args.memory_child)
         return
+    if args.measure_child:
+        measure_child(args.measure_child, args.log, args.dir, args.store)
+        return
     with tempfile.TemporaryDirectory(prefix="dtim-bench-") as tmp:
-        sink, sink_name, store = asyncio.run(open_sink(args.store, tmp))
+        sink_name = (
+            "SQLite store shared by the sources (record_sightings, evidence unsealed)"
+            if args.store
+            else "in-memory sink (no store)"
+        )
         print(
             f"DTIM watchers benchmark: {args.lines:,} generated lines per source, "
             f"{sink_name}, {os.cpu_count()} CPUs"
@@ -316,7 +345,7 @@ def main() -> None:
             rows: list[Measured] = []
             peers: list[Peer] = []
             for _ in range(args.rounds):
-                rows.append(measure(source, path, truth, args.lines, sink))
+                rows.append(measure(source, path, truth, tmp, args.store))
                 if source in F2B_FILTERS:
                     peers += filter(None, [fail2ban_regex(path, F2B_FILTERS[source])])
             row = max(rows, key=lambda measured: measured.lines_per_s)
@@ -333,8 +362,6 @@ def main() -> None:
                 f"({row.errors} parse errors)"
             )
             path.unlink()
-        if store is not None:
-            asyncio.run(store.close())  # type: ignore[attr-defined]  # dtim.store.Store
     print(
         f"goal: at least {GOAL_RATIO:.0f}x fail2ban-regex lines/s on the same file; sshd: not "
         "comparable (DTIM reads fail2ban.log, not sshd's log)"
