@@ -27,17 +27,20 @@ SCANNER = "45.10.20.30"
 
 
 def refuse_writes(store: Store, refuse: bool) -> None:
-    """Triggers that abort new sightings and tail positions like SQLite on a full disk."""
+    """Triggers that abort every write the watchers make (sightings, indicators, tail
+    positions, their counters) like SQLite on a full disk."""
     with store.engine.begin() as conn:
-        for table in ("sightings", "tail_positions"):
-            conn.execute(text(f"DROP TRIGGER IF EXISTS dtim_test_full_{table}"))
-            if refuse:
-                conn.execute(
-                    text(
-                        f"CREATE TRIGGER dtim_test_full_{table} BEFORE INSERT ON {table} "
-                        "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        for table in ("sightings", "indicators", "tail_positions", "state"):
+            for event in ("INSERT", "UPDATE"):
+                name = f"dtim_test_full_{table}_{event.lower()}"
+                conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
+                if refuse:
+                    conn.execute(
+                        text(
+                            f"CREATE TRIGGER {name} BEFORE {event} ON {table} "
+                            "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+                        )
                     )
-                )
 
 
 async def until(condition: Callable[[], bool], what: str, seconds: float = 20) -> None:
