@@ -8,9 +8,17 @@ import gc
 import logging
 import random
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import uvicorn
@@ -90,6 +98,10 @@ if TYPE_CHECKING:
     from dtim.taxii.runtime import NodeRuntime
     from dtim.watchers.enrichment import EnrichingSink
     from dtim.watchers.supervisor import WatcherConfig
+
+_T = TypeVar("_T")
+_LEARNED_HERE_LIMIT = 100_000
+"""Sealed evidence a learner remembers as already learned (beyond it, it forgets them all)."""
 
 
 _tasks: set[asyncio.Task[Any]] = set()
@@ -191,7 +203,15 @@ def build_admin_app(
             exports_router(
                 exporter, misp_feed_dir=home.data_dir / "misp-feed", store_version=store.last_seq
             ),
-            sensor_router(store, StoreSink(store, keyring or _keyring(home), privacy)),
+            sensor_router(
+                store,
+                StoreSink(
+                    store,
+                    keyring or _keyring(home),
+                    privacy,
+                    gossip.learner if gossip is not None else None,
+                ),
+            ),
             *routers,
         ],
         peer_control=peer_control(home, store, gossip.directory if gossip else None),
@@ -323,11 +343,16 @@ class StoreSink:
     """
 
     def __init__(
-        self, store: Store, keyring: Keyring, privacy: PrivacyFilter | None = None
+        self,
+        store: Store,
+        keyring: Keyring,
+        privacy: PrivacyFilter | None = None,
+        learner: EvidenceLearner | None = None,
     ) -> None:
         self._store = store
         self._keyring = keyring
         self._privacy = privacy
+        self._learner = learner
 
     def _learn(self, found: Sequence[Sighting]) -> None:
         if self._privacy is not None:
@@ -342,7 +367,18 @@ class StoreSink:
         sealed = [
             seal_evidence(self._keyring, s.evidence, context=s.indicator.id) for s in sightings
         ]
-        await self._store.record_sightings(sightings, sealed, positions)
+        await self._committing(sealed, self._store.record_sightings(sightings, sealed, positions))
+
+    async def _committing(self, sealed: Sequence[bytes], commit: Awaitable[_T]) -> _T:
+        # The process's learner need not open again what this sink taught the filter.
+        if self._learner is None:
+            return await commit
+        self._learner.learned_here(sealed)
+        try:
+            return await commit
+        except BaseException:
+            self._learner.not_stored(sealed)
+            raise
 
     async def position(self, watcher: str, path: str) -> TailPosition | None:
         """The committed position of ``watcher`` on ``path``."""
@@ -369,7 +405,16 @@ class StoreSink:
             )
             for b in batches
         ]
-        return await SensorStore(self._store).record_batches(sensor_id, sealed, now)
+        blobs = [blob for batch in sealed for blob in batch.sealed if blob is not None]
+        stored = await self._committing(
+            blobs, SensorStore(self._store).record_batches(sensor_id, sealed, now)
+        )
+        if self._learner is not None:  # batches the node had already: their blobs never land
+            old = [batch for batch, new in zip(sealed, stored, strict=True) if not new]
+            self._learner.not_stored(
+                [blob for batch in old for blob in batch.sealed if blob is not None]
+            )
+        return stored
 
 
 WATCHER_PATH_KEYS = {
@@ -406,6 +451,7 @@ def start_watchers(
     keyring: Keyring,
     stop: asyncio.Event,
     privacy: PrivacyFilter | None = None,
+    learner: EvidenceLearner | None = None,
 ) -> list[asyncio.Task[Any]]:
     """Spawn the node's watchers (those whose ``[watchers]`` path is set) and, with an API key,
     the VirusTotal enrichment worker. None when no watcher is on.
@@ -420,7 +466,7 @@ def start_watchers(
     from dtim.watchers.virustotal import make_enricher
 
     settings = home.settings
-    sink: StoreSink | EnrichingSink = StoreSink(store, keyring, privacy)
+    sink: StoreSink | EnrichingSink = StoreSink(store, keyring, privacy, learner)
     tasks: list[asyncio.Task[Any]] = []
     api_key = settings.watchers.virustotal_api_key
     if api_key:
@@ -531,7 +577,7 @@ async def lead_when_elected(
     async def lead() -> None:
         stop_watchers = asyncio.Event()
         work = [spawn(job, name=name) for name, job in gossip.leader_work()]
-        work += start_watchers(home, store, keyring, stop_watchers, gossip.privacy)
+        work += start_watchers(home, store, keyring, stop_watchers, gossip.privacy, gossip.learner)
         # One sender per node: several processes would each deliver every change.
         work += start_integrations(home, store, SystemClock(), gossip.privacy)
         work.append(spawn(forget_sensor_batches(store, SystemClock()), name="sensor-batches"))
@@ -892,6 +938,23 @@ class EvidenceLearner:
         self._batch = batch
         self.cursor = 0
         """Row id of the last sighting learned from."""
+        self._here: set[bytes] = set()
+
+    def learned_here(self, sealed: Iterable[bytes]) -> None:
+        """Sealed evidence this process's sink taught the filter before committing it: the
+        catch-up passes over it instead of opening it again."""
+        if len(self._here) > _LEARNED_HERE_LIMIT:
+            self._here.clear()  # only a saving: what is forgotten is opened and learned again
+        self._here.update(sealed)
+
+    def not_stored(self, sealed: Iterable[bytes]) -> None:
+        """Forget evidence announced by :meth:`learned_here` whose commit did not happen."""
+        self._here.difference_update(sealed)
+
+    @property
+    def waiting(self) -> int:
+        """Sealed evidence announced by :meth:`learned_here` that the catch-up has not met."""
+        return len(self._here)
 
     async def catch_up(self) -> int:
         """Learn every stored sighting's evidence not learned yet; returns how many."""
@@ -901,6 +964,9 @@ class EvidenceLearner:
             for row in rows:
                 self.cursor = row.id
                 if row.sealed_evidence is None:
+                    continue
+                if row.sealed_evidence in self._here:
+                    self._here.discard(row.sealed_evidence)
                     continue
                 try:
                     evidence = open_evidence(

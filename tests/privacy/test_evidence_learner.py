@@ -1,0 +1,105 @@
+"""The evidence learner opens only what another process committed: what this process's sink
+taught the privacy filter before its commit is passed over, and nothing is missed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from dtim.crypto.keyring import Keyring
+from dtim.errors import StoreError
+from dtim.model import Evidence, Sighting, make_indicator
+from dtim.privacy import PrivacyFilter, PrivacyPolicy
+from dtim.sensor.wire import WireBatch
+from dtim.service import EvidenceLearner, StoreSink
+from dtim.store import Store
+
+
+def sighting(value: str, host: str, now: datetime) -> Sighting:
+    return Sighting(
+        indicator=make_indicator(value, "ipv4", now=now, sources=["ufw"]),
+        source="ufw",
+        rule="ufw-port-scan",
+        observed_at=now,
+        count=1,
+        evidence=Evidence(lines=(f"scan from {value}",), hosts=(host,)),
+    )
+
+
+@dataclass
+class Process:
+    """One node process's store, filter, learner and sink, and another process's sink."""
+
+    store: Store
+    privacy: PrivacyFilter
+    learner: EvidenceLearner
+    here: StoreSink
+    elsewhere: StoreSink
+
+
+@asynccontextmanager
+async def node_process(tmp_path: Path, now: datetime) -> AsyncIterator[Process]:
+    keyring = Keyring.load_or_create(tmp_path / "keys", now=now)
+    async with Store(f"sqlite:///{tmp_path / 'dtim.db'}") as store:
+        privacy = PrivacyFilter(PrivacyPolicy())
+        learner = EvidenceLearner(store, keyring, privacy)
+        yield Process(
+            store,
+            privacy,
+            learner,
+            StoreSink(store, keyring, privacy, learner),
+            StoreSink(store, keyring),  # another process of the same node
+        )
+
+
+async def test_the_learner_opens_only_other_processes_evidence(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    async with node_process(tmp_path, now) as process:
+        store, privacy, learner = process.store, process.privacy, process.learner
+        here, elsewhere = process.here, process.elsewhere
+        await here.commit([sighting("45.33.32.1", "db01.intra", now)], [])
+        await elsewhere.commit([sighting("45.33.32.2", "web07.intra", now)], [])
+        assert await learner.catch_up() == 1  # the other process's sighting only
+        assert privacy.tag_verdict("db01.intra") is not None  # taught by the sink
+        assert privacy.tag_verdict("web07.intra") is not None  # opened by the learner
+
+        # A commit that fails is not passed over later: the same evidence, committed by
+        # another process once the store takes writes again, is opened and learned.
+        with store.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "CREATE TRIGGER dtim_test_full BEFORE INSERT ON sightings "
+                    "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+                )
+            )
+        with pytest.raises(StoreError):
+            await here.commit([sighting("45.33.32.3", "mail02.intra", now)], [])
+        assert learner.waiting == 0
+        with store.engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER dtim_test_full"))
+        await here.commit([sighting("45.33.32.4", "vpn01.intra", now)], [])
+        await elsewhere.commit([sighting("45.33.32.5", "build03.intra", now)], [])
+        assert learner.waiting == 1
+        assert await learner.catch_up() == 1
+        assert learner.waiting == 0
+        assert privacy.tag_verdict("build03.intra") is not None
+
+
+async def test_a_repeated_sensor_batch_leaves_nothing_waiting(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    async with node_process(tmp_path, now) as process:
+        sink, learner = process.here, process.learner
+        batch = WireBatch("b-1", (sighting("45.33.32.9", "cam04.intra", now),))
+        assert await sink.commit_batches("sensor-a", [batch], now) == [True]
+        # The sensor did not hear the answer and sends the batch again: it is not stored
+        # twice, and its fresh seal (a new nonce) is not left waiting forever.
+        assert await sink.commit_batches("sensor-a", [batch], now) == [False]
+        assert learner.waiting == 1
+        assert await learner.catch_up() == 0
+        assert learner.waiting == 0
