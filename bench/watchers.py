@@ -16,6 +16,12 @@ on the same files with its stock filters: nginx-botsearch on the nginx access
 log, apache-auth on the Apache error log; when the binary is absent that column
 is skipped with a message. Peak RSS is measured in a child process that tracks
 1,000,000 distinct source addresses (``--ips``).
+
+CrowdSec's hub scenarios (Debian's package, unpacked into a cache, never
+installed: see ``crowdsec_peer.py``) replay a shorter log of each source they
+have a collection for (``--crowdsec-lines``, 50,000 by default: the agent
+reads a few thousand lines a second), and DTIM and fail2ban-regex read that
+same file, so the quality table compares the three on identical input.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+import crowdsec_peer  # bench/ is the script's own directory on sys.path
 
 from dtim.model import FakeClock, Scope, Sighting, TailPosition
 from dtim.watchers.base import MemorySink, SightingSink, WatcherContext
@@ -132,15 +140,70 @@ def measure_child(source: str, path: Path, directory: str, use_store: bool) -> N
     print(json.dumps({**figures, "shared": sorted(shared)}))
 
 
-def measure(source: str, path: Path, truth: Labelled, directory: str, use_store: bool) -> Measured:
+@dataclass(frozen=True)
+class Interpreter:
+    """The Python both tools are measured on, and how each finds its code there."""
+
+    python: str
+    dtim_env: dict[str, str]
+    f2b_env: dict[str, str]
+
+    @classmethod
+    def choose(cls, python: str) -> Interpreter:
+        dtim_env = dict(os.environ)
+        if Path(python).resolve() != Path(sys.executable).resolve():
+            # Another CPython 3.11 runs DTIM from this environment's packages and sources.
+            site = [p for p in sys.path if p.endswith("site-packages")]
+            dtim_env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), *site])
+        f2b_env = dict(os.environ)
+        home = fail2ban_home()
+        if home is not None:
+            f2b_env["PYTHONPATH"] = home
+        return cls(python, dtim_env, f2b_env)
+
+    def describe(self) -> str:
+        done = subprocess.run([self.python, "-VV"], capture_output=True, text=True, check=True)
+        return f"{self.python} ({done.stdout.strip()})"
+
+
+def fail2ban_home() -> str | None:
+    """The directory holding Debian's ``fail2ban`` package, asked of its own interpreter."""
+    binary = shutil.which("fail2ban-regex")
+    if binary is None:
+        return None
+    shebang = Path(binary).read_text(errors="replace").splitlines()[0]
+    own = shebang.removeprefix("#!").split()[0] if shebang.startswith("#!") else "python3"
+    done = subprocess.run(
+        [
+            own,
+            "-c",
+            "import fail2ban, os; print(os.path.dirname(os.path.dirname(fail2ban.__file__)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() or None
+
+
+def measure(
+    source: str,
+    path: Path,
+    truth: Labelled,
+    directory: str,
+    use_store: bool,
+    interpreter: Interpreter | None = None,
+) -> Measured:
     """One source in a fresh process, as fail2ban-regex gets one: what earlier sources left
     in the bench's own heap does not weigh on it (the store file, when used, is shared)."""
-    command = [sys.executable, __file__, "--measure-child", source, "--log", str(path)]
+    python = interpreter.python if interpreter else sys.executable
+    command = [python, __file__, "--measure-child", source, "--log", str(path)]
     child = subprocess.run(
         [*command, "--dir", directory, *(["--store"] if use_store else [])],
         capture_output=True,
         text=True,
         check=True,
+        env=interpreter.dtim_env if interpreter else None,
     )
     figures = json.loads(child.stdout)
     shared = set(figures["shared"]) - truth.partial
@@ -155,40 +218,101 @@ def measure(source: str, path: Path, truth: Labelled, directory: str, use_store:
     )
 
 
-def _f2b_cpu(binary: str, log: Path, filter_name: str) -> tuple[float, str]:
+def _f2b_cpu(
+    command: list[str], log: Path, filter_name: str, env: dict[str, str] | None
+) -> tuple[float, str]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
-        [binary, "--out", "ip", str(log), filter_name],
+        [*command, "--out", "ip", str(log), filter_name],
         capture_output=True,
         text=True,
         check=False,
         timeout=3600,
+        env=env,
     )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), done.stdout
 
 
-def fail2ban_regex(log: Path, filter_name: str) -> Peer | None:
-    """Run fail2ban-regex; its CPU time less its start-up (measured on a one-line file)."""
+def fail2ban_regex(
+    log: Path, filter_name: str, interpreter: Interpreter | None = None
+) -> Peer | None:
+    """Run fail2ban-regex, on ``interpreter`` or else its own (the script's ``#!``); its
+    CPU time less its start-up (measured on a one-line file)."""
     binary = shutil.which("fail2ban-regex")
     if binary is None:
         return None
+    command = [interpreter.python, binary] if interpreter else [binary]
+    env = interpreter.f2b_env if interpreter else None
     empty = log.with_suffix(".one")
     empty.write_text("x\n")
-    startup, _ = _f2b_cpu(binary, empty, filter_name)
+    startup, _ = _f2b_cpu(command, empty, filter_name, env)
     empty.unlink()
-    total, out = _f2b_cpu(binary, log, filter_name)
+    total, out = _f2b_cpu(command, log, filter_name, env)
     ips = Counter(line.strip() for line in out.splitlines() if line.strip())
     return Peer(max(total - startup, 1e-6), ips)
 
 
-def quality(ips: Counter[str], truth: Labelled) -> tuple[float, float]:
-    flagged = {ip for ip, count in ips.items() if count >= F2B_MAXRETRY} - truth.partial
+def quality(
+    ips: Counter[str], truth: Labelled, at_least: int = F2B_MAXRETRY
+) -> tuple[float, float]:
+    """Precision and recall of the addresses seen ``at_least`` times (fail2ban: its jail's
+    maxretry matched lines; CrowdSec: one alert)."""
+    flagged = {ip for ip, count in ips.items() if count >= at_least} - truth.partial
     hits = flagged & truth.attackers
     return (
         len(hits) / len(flagged) if flagged else 1.0,
         len(hits) / len(truth.attackers) if truth.attackers else 1.0,
     )
+
+
+def compare_with_crowdsec(
+    sources: list[str], lines: int, directory: str, use_store: bool, interpreter: Interpreter
+) -> None:
+    """DTIM, fail2ban-regex and CrowdSec's hub on the same ``lines``-line log per source."""
+    try:
+        root = crowdsec_peer.unpacked()
+    except (crowdsec_peer.CrowdSecError, subprocess.SubprocessError, OSError) as error:
+        print(f"CrowdSec comparison skipped: {error}")
+        return
+    print(
+        f"same {lines:,}-line logs through CrowdSec {crowdsec_peer.version(root)} (Debian's "
+        "package, hub collections per source, default private-address whitelist), "
+        "fail2ban-regex and DTIM:"
+    )
+    print(
+        f"{'source':14} {'lines/s':>9} {'CS lines/s':>10} {'ratio':>7} {'P':>6} {'R':>6} "
+        f"{'f2b P':>6} {'f2b R':>6} {'CS P':>6} {'CS R':>6}  attackers  CrowdSec alerts"
+    )
+    for source in sources:
+        if source not in crowdsec_peer.LOGS:
+            continue
+        truth = Labelled(source)
+        path = Path(directory) / f"{source}.crowdsec.log"
+        with open(path, "w", encoding="utf-8") as handle:
+            for line in generate(source, lines, truth=truth, start=START):
+                handle.write(line + "\n")
+        row = measure(source, path, truth, directory, use_store, interpreter)
+        replay = crowdsec_peer.replay(source, path, root)
+        assert replay is not None  # the source has a collection
+        cs_rate = row.lines / max(replay.seconds, 1e-6)
+        cs_p, cs_r = quality(replay.ips, truth, at_least=1)
+        f2b_p = f2b_r = "-"
+        if source in F2B_FILTERS:
+            peer = fail2ban_regex(path, F2B_FILTERS[source], interpreter)
+            if peer is not None:
+                p, r = quality(peer.ips, truth)
+                f2b_p, f2b_r = f"{p:.3f}", f"{r:.3f}"
+        fired = ", ".join(
+            f"{name.split('/')[-1]} {count}" for name, count in replay.scenarios.most_common()
+        )
+        print(
+            f"{source:14} {row.lines_per_s:>9,.0f} {cs_rate:>10,.0f} "
+            f"{row.lines_per_s / cs_rate:>6.0f}x {row.precision:>6.3f} {row.recall:>6.3f} "
+            f"{f2b_p:>6} {f2b_r:>6} {cs_p:>6.3f} {cs_r:>6.3f}  {row.attackers:>9}  "
+            f"{fired or 'none'}"
+        )
+        path.unlink()
 
 
 def memory_child(count: int) -> None:
@@ -303,6 +427,18 @@ def main() -> None:
     parser.add_argument(
         "--store", action="store_true", help="commit through the SQLite store instead of memory"
     )
+    parser.add_argument(
+        "--crowdsec-lines",
+        type=int,
+        default=50_000,
+        help="lines of the logs replayed through CrowdSec, DTIM and fail2ban alike (0 skips)",
+    )
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="CPython 3.11 that runs both DTIM and fail2ban-regex (default: this one); "
+        "fail2ban-regex also runs once more per round on its own interpreter",
+    )
     parser.add_argument("--memory-child", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--measure-child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--log", type=Path, help=argparse.SUPPRESS)
@@ -324,15 +460,19 @@ def main() -> None:
             f"DTIM watchers benchmark: {args.lines:,} generated lines per source, "
             f"{sink_name}, {os.cpu_count()} CPUs"
         )
+        interpreter = Interpreter.choose(args.python)
         print(
             "lines/s per CPU-second (own time; children's for fail2ban-regex), "
             f"best of {args.rounds} alternating round(s)"
         )
+        print(f"both tools on {interpreter.describe()}")
         if shutil.which("fail2ban-regex") is None:
-            print("fail2ban-regex not found: its column is skipped (apt-get install fail2ban)")
+            print("fail2ban-regex not found: its columns are skipped (apt-get install fail2ban)")
+        else:
+            print("'own py': fail2ban-regex on the interpreter its #! names, DTIM unchanged")
         print(
-            f"{'source':14} {'lines/s':>10} {'f2b lines/s':>12} {'ratio':>7} {'P':>6} {'R':>6} "
-            f"{'f2b P':>6} {'f2b R':>6}  attackers"
+            f"{'source':14} {'lines/s':>10} {'f2b lines/s':>12} {'ratio':>6} {'own py':>9} "
+            f"{'ratio':>6} {'P':>6} {'R':>6} {'f2b P':>6} {'f2b R':>6}  attackers"
         )
         for source in args.sources.split(","):
             truth = Labelled(source)
@@ -344,27 +484,35 @@ def main() -> None:
             # does), so a slow spell of a shared machine does not land on one side only.
             rows: list[Measured] = []
             peers: list[Peer] = []
+            own: list[Peer] = []
             for _ in range(args.rounds):
-                rows.append(measure(source, path, truth, tmp, args.store))
+                rows.append(measure(source, path, truth, tmp, args.store, interpreter))
                 if source in F2B_FILTERS:
-                    peers += filter(None, [fail2ban_regex(path, F2B_FILTERS[source])])
+                    peers += filter(None, [fail2ban_regex(path, F2B_FILTERS[source], interpreter)])
+                    own += filter(None, [fail2ban_regex(path, F2B_FILTERS[source])])
             row = max(rows, key=lambda measured: measured.lines_per_s)
-            f2b_rate = ratio = f2b_p = f2b_r = "-"
-            if peers:
+            f2b_rate = ratio = own_rate = own_ratio = f2b_p = f2b_r = "-"
+            if peers and own:
                 peer = min(peers, key=lambda measured: measured.seconds)
                 rate = row.lines / peer.seconds
                 f2b_rate, ratio = f"{rate:,.0f}", f"{row.lines_per_s / rate:.1f}x"
+                fastest = row.lines / min(measured.seconds for measured in own)
+                own_rate, own_ratio = f"{fastest:,.0f}", f"{row.lines_per_s / fastest:.1f}x"
                 p, r = quality(peer.ips, truth)
                 f2b_p, f2b_r = f"{p:.3f}", f"{r:.3f}"
             print(
-                f"{source:14} {row.lines_per_s:>10,.0f} {f2b_rate:>12} {ratio:>7} "
-                f"{row.precision:>6.3f} {row.recall:>6.3f} {f2b_p:>6} {f2b_r:>6}  {row.attackers}  "
-                f"({row.errors} parse errors)"
+                f"{source:14} {row.lines_per_s:>10,.0f} {f2b_rate:>12} {ratio:>6} {own_rate:>9} "
+                f"{own_ratio:>6} {row.precision:>6.3f} {row.recall:>6.3f} {f2b_p:>6} {f2b_r:>6}  "
+                f"{row.attackers}  ({row.errors} parse errors)"
             )
             path.unlink()
+        if args.crowdsec_lines:
+            compare_with_crowdsec(
+                args.sources.split(","), args.crowdsec_lines, tmp, args.store, interpreter
+            )
     print(
-        f"goal: at least {GOAL_RATIO:.0f}x fail2ban-regex lines/s on the same file; sshd: not "
-        "comparable (DTIM reads fail2ban.log, not sshd's log)"
+        f"goal: at least {GOAL_RATIO:.0f}x fail2ban-regex lines/s on the same file and the same "
+        "interpreter; sshd: not comparable (DTIM reads fail2ban.log, not sshd's log)"
     )
     print(f"fail2ban P/R: stock filter, then the default jail maxretry={F2B_MAXRETRY} per address")
     if args.ips:
