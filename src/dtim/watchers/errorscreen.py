@@ -81,6 +81,8 @@ class NginxErrorScreen(_KeyedScreen):
         if _CONNECTION in text or not _one_client_each(pieces, len(lines)):
             rows = [k for k, line in enumerate(lines) if _one_client(line)]
             pieces = "\n".join([lines[k] for k in rows]).split(_NGINX_CLIENT)
+        if isinstance(rows, range):
+            return _result(len(lines), self._noisy(pieces), "other")
         noisy = {rows[k] for k in self._noisy(pieces)} if rows else set()
         noisy.update(set(range(len(lines))).difference(rows))
         return _result(len(lines), noisy, "other")
