@@ -61,6 +61,12 @@ EDITS: tuple[Callable[[str], str], ...] = (
     lambda line: line.replace("] [pid", "] [client 1.2.3.4] [pid", 1),
     lambda line: line.replace("] AH", "] [client 9.9.9.9] AH", 1),
     lambda line: line.replace("", "", 1) + ", client: 1.2.3.4",
+    # The parser reads the message up to the last ", client: ", a first cut up to the first.
+    lambda line: line.replace(
+        ", client: ", ', client: 9.9.9.9 user "a": password mismatch, client: ', 1
+    ),
+    lambda line: line + ", client: ",
+    lambda line: line.replace(", client: ", ", client: \t", 1),
 )
 
 

@@ -4,33 +4,38 @@ Most error-log lines are about something no rule counts (an upstream timeout,
 a missing directory index). Such a line only has to be well-formed and carry
 a client for its pattern to be counted; parsing and detecting it changes
 nothing. What varies from line to line (the connection number, the fraction
-of a second, the client address) is cut out of the batch's text in one
-regular-expression pass, leaving a key per line (a NUL marks the cut: the
-screens leave lines with a NUL to the parser), and each distinct key is
-judged once with the parser's own regular expressions and classifier.
+of a second, the client address or the whole client part) is cut out of the
+batch's text by regular-expression passes over all of it, leaving a key per
+line (control characters mark the cuts: the screens leave lines already
+holding one to the parser), and each distinct key is judged once with the
+parser's own regular expressions and classifier.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from itertools import repeat
 
 from dtim.watchers.base import Screened
 from dtim.watchers.errorlog import classify_apache, classify_nginx
 from dtim.watchers.screen import Verdicts
 from dtim.watchers.timestamps import TimeReader
 
-_NGINX_HEAD = r"(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[\w+\] \d+#\d+: "
+# A key's time is its first 19 characters (each \d reads one), judged apart from the rest:
+# the rest repeats across seconds, so the message is read once, not once a second.
+_NGINX_TIME = re.compile(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d")
+_NGINX_TIME_WIDTH = 19
 # Markers replace what varies; a literal replacement keeps the substitution in C (a
 # template with groups is expanded in Python, match by match). A key is judged only
 # when each marker appears once, where the parser's regular expression reads that field.
 _CONNECTION = "\x00"  # _NGINX's optional "(?:\*\d+ )?"
-_NGINX_CONNECTION = re.compile(r"\*(?<=\d: \*)\d+ ")  # "*" first: a fast search
-_NGINX_KEY = re.compile(rf"{_NGINX_HEAD}\x00([^\x00]*)")
 _NGINX_CLIENT = ", client: "
-# A client the tail reads ("client: ([^,\s]+)") starts with neither a comma nor a space.
-_NO_CLIENT = re.compile(r"\n[,\s]")
+_TAIL = "\x01"  # the line's client part, from its ", client: " to its end
+# A client the tail reads ("client: ([^,\s]+)") starts with neither a comma nor a space: a
+# line whose client part does not is left uncut, and so to the parser.
+_NGINX_TAIL = re.compile(r", client: (?=[^,\s])[^\n]*")
+_NGINX_CONNECTION = re.compile(r"\*(?<=\d: \*)\d+ ")  # "*" first: a fast search
+_NGINX_REST = re.compile(r" \[\w+\] \d+#\d+: \x00([^\x00\x01]*)\x01")
 _FRACTION = "\x00"  # of a second, in _APACHE's time
 _APACHE_FRACTION = re.compile(r"\.(?<=:\d\d\.)\d+(?= \d{4}\] )")
 _CLIENT = "\x01"  # _APACHE's first, non-empty, client element
@@ -67,45 +72,67 @@ class _KeyedScreen:
         return True
 
 
-class NginxErrorScreen(_KeyedScreen):
+class NginxErrorScreen:
     """Finds the quiet lines (pattern ``other``) of a batch of nginx error-log lines."""
 
     def __init__(self, reader: TimeReader) -> None:
-        super().__init__(_NGINX_KEY, classify_nginx, reader.slashed)
+        self.reader = reader
+        self._times = Verdicts(self._time)
+        self._rests = Verdicts(self._rest)
+        self._keys = Verdicts(self._key)
+
+    def _key(self, key: str) -> bool:
+        width = _NGINX_TIME_WIDTH
+        return self._rests.quiet(key[width:]) and self._times.quiet(key[:width])
+
+    def _rest(self, rest: str) -> bool:
+        match = _NGINX_REST.fullmatch(rest)
+        return match is not None and classify_nginx(match.group(1)) == "other"
+
+    def _time(self, text: str) -> bool:
+        if _NGINX_TIME.fullmatch(text) is None:
+            return False
+        try:
+            self.reader.slashed(text)
+        except (ValueError, KeyError):
+            return False
+        return True
 
     def screen(self, lines: Sequence[str]) -> Screened:
-        """Sort a batch into quiet lines and lines to parse."""
+        """Sort a batch into quiet lines and lines to parse.
+
+        A key is a line with its connection number and its client part cut: the parser
+        reads the message up to the line's last ", client: ", the key up to its first, so
+        the cut stands only when every cut line holds exactly one. Each cut holds one
+        and an uncut line none exactly when the batch holds as many ", client: " as
+        cuts; otherwise each line is checked alone.
+        """
         text = "\n".join(lines)
-        rows: Sequence[int] = range(len(lines))
-        pieces = text.split(_NGINX_CLIENT)
-        if _CONNECTION in text or not _one_client_each(pieces, len(lines)):
-            rows = [k for k, line in enumerate(lines) if _one_client(line)]
-            pieces = "\n".join([lines[k] for k in rows]).split(_NGINX_CLIENT)
-        if isinstance(rows, range):
-            return _result(len(lines), self._noisy(pieces), "other")
-        noisy = {rows[k] for k in self._noisy(pieces)} if rows else set()
-        noisy.update(set(range(len(lines))).difference(rows))
+        if _CONNECTION in text or _TAIL in text:  # a marker already there: per line
+            return self._line_by_line(lines)
+        heads = _NGINX_TAIL.sub(_TAIL, text)
+        if heads.count(_TAIL) != text.count(_NGINX_CLIENT):
+            return self._line_by_line(lines)
+        return _result(len(lines), set(self._keys.noisy(_keys(heads))), "other")
+
+    def _line_by_line(self, lines: Sequence[str]) -> Screened:
+        rows = [k for k, line in enumerate(lines) if _plain(line)]
+        noisy = set(range(len(lines))).difference(rows)
+        if rows:
+            heads = _NGINX_TAIL.sub(_TAIL, "\n".join([lines[k] for k in rows]))
+            noisy.update(rows[k] for k in self._keys.noisy(_keys(heads)))
         return _result(len(lines), noisy, "other")
 
-    def _noisy(self, pieces: list[str]) -> set[int]:
-        parts = "\n".join(pieces).split("\n")
-        heads, clients = parts[0::2], parts[1::2]
-        keys = _NGINX_CONNECTION.sub(_CONNECTION, "\n".join(heads)).split("\n")
-        noisy = set(self._keys.noisy(keys))
-        if _NO_CLIENT.search("\n" + "\n".join(clients) + "\n") is not None:
-            noisy.update(k for k, c in enumerate(clients) if not c or c[0] == "," or c[0].isspace())
-        return noisy
+
+def _keys(heads: str) -> list[str]:
+    """One key per line of ``heads`` (lines whose client parts are cut): the connection
+    number cut too. Its pattern needs a digit before ": *", so it never starts at a cut."""
+    return _NGINX_CONNECTION.sub(_CONNECTION, heads).split("\n")
 
 
-def _one_client_each(pieces: list[str], count: int) -> bool:
-    """Whether ``pieces`` (``count`` lines split on ", client: ") hold exactly one per line
-    (the parser cuts at the last one): then every piece but the first and the last holds
-    one line's client and, after the only newline, the next line's head."""
-    return len(pieces) == count + 1 and all(map(str.__contains__, pieces[1:-1], repeat("\n")))
-
-
-def _one_client(line: str) -> bool:
-    return line.count(_NGINX_CLIENT) == 1 and _CONNECTION not in line
+def _plain(line: str) -> bool:
+    """A line with one ", client: " and no marker of its own."""
+    return line.count(_NGINX_CLIENT) == 1 and _CONNECTION not in line and _TAIL not in line
 
 
 class ApacheErrorScreen(_KeyedScreen):

@@ -27,6 +27,16 @@ class Verdicts:
         self.judge = judge
         self._known: dict[str, bool] = {}
 
+    def quiet(self, value: str) -> bool:
+        """Whether one value is quiet (judged the first time it is seen)."""
+        quiet = self._known.get(value)
+        if quiet is None:
+            quiet = self.judge(value)
+            if len(self._known) >= _REMEMBERED:
+                self._known.clear()
+            self._known[value] = quiet
+        return quiet
+
     def noisy(self, column: Sequence[str]) -> list[int]:
         """Positions in ``column`` of the values that are not quiet."""
         known = self._known
