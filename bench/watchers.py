@@ -13,8 +13,11 @@ through ``dtim.store.Store.record_sightings`` on SQLite (evidence not
 encrypted here; the node's own store sink seals it).
 ``fail2ban-regex`` (Debian package ``fail2ban``) runs in the same process tree
 on the same files with its stock filters: nginx-botsearch on the nginx access
-log, apache-auth on the Apache error log; when the binary is absent that column
-is skipped with a message. Peak RSS is measured in a child process that tracks
+log, nginx-http-auth on the nginx error log, apache-auth on the Apache error
+log; when the binary is absent that column is skipped with a message. Both
+tools run on the same interpreter (``--python``, this one by default; the
+ratio compares code, not CPython builds), and fail2ban-regex once more on its
+own (``own py``). Peak RSS is measured in a child process that tracks
 1,000,000 distinct source addresses (``--ips``).
 
 CrowdSec's hub scenarios (Debian's package, unpacked into a cache, never
