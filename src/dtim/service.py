@@ -8,6 +8,7 @@ import gc
 import logging
 import random
 import signal
+import time
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -85,7 +86,7 @@ from dtim.gossip.views import ItemIndex
 from dtim.model import Clock, PeerId, PeerStatus, Sighting, SystemClock, TailPosition
 from dtim.model.indicator import JsonValue
 from dtim.privacy import PrivacyFilter
-from dtim.store import Store
+from dtim.store import Store, StoredSighting
 from dtim.store.gossip import GossipStore
 
 if TYPE_CHECKING:
@@ -101,6 +102,8 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 _LEARNED_HERE_LIMIT = 100_000
+_MISSING_LIMIT = 50_000  # ids asked for again; beyond, the lowest are given up
+_LATE_QUERY = 500  # ids per query
 """Sealed evidence a learner remembers as already learned (beyond it, it forgets them all)."""
 
 
@@ -930,15 +933,29 @@ class EvidenceLearner:
     """
 
     def __init__(
-        self, store: Store, keyring: Keyring, privacy: PrivacyFilter, *, batch: int = 1000
+        self,
+        store: Store,
+        keyring: Keyring,
+        privacy: PrivacyFilter,
+        *,
+        batch: int = 1000,
+        late_commit_seconds: float = 60.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._keyring = keyring
         self._privacy = privacy
         self._batch = batch
         self.cursor = 0
-        """Row id of the last sighting learned from."""
+        """Row id of the last sighting read."""
         self._here: set[bytes] = set()
+        # Ids below the cursor not seen yet, and when first missed. On PostgreSQL a
+        # sighting's id is taken when it is inserted, so another process's transaction
+        # may commit a lower id after a higher one was read: each catch-up asks for these
+        # ids again, for ``late_commit_seconds`` (a deleted or rolled-back id never comes).
+        self._missing: dict[int, float] = {}
+        self._late = late_commit_seconds
+        self._monotonic = monotonic
 
     def learned_here(self, sealed: Iterable[bytes]) -> None:
         """Sealed evidence this process's sink taught the filter before committing it: the
@@ -956,31 +973,58 @@ class EvidenceLearner:
         """Sealed evidence announced by :meth:`learned_here` that the catch-up has not met."""
         return len(self._here)
 
+    @property
+    def missing(self) -> int:
+        """Ids below the cursor still asked for (sightings perhaps not committed yet)."""
+        return len(self._missing)
+
     async def catch_up(self) -> int:
         """Learn every stored sighting's evidence not learned yet; returns how many."""
-        learned = 0
+        learned = await self._late_commits()
+        now = self._monotonic()
         while True:
             rows = await self._store.sealed_evidence_after(self.cursor, self._batch)
             for row in rows:
+                self._note_missing(self.cursor + 1, row.id, now)
                 self.cursor = row.id
-                if row.sealed_evidence is None:
-                    continue
-                if row.sealed_evidence in self._here:
-                    self._here.discard(row.sealed_evidence)
-                    continue
-                try:
-                    evidence = open_evidence(
-                        self._keyring, row.sealed_evidence, context=row.indicator_id
-                    )
-                except CryptoError as exc:
-                    logging.getLogger("dtim").warning(
-                        "cannot open the evidence of sighting %d: %s", row.id, exc
-                    )
-                    continue
-                self._privacy.learn(evidence)
-                learned += 1
+                learned += self._learn(row)
             if len(rows) < self._batch:
                 return learned
+
+    async def _late_commits(self) -> int:
+        now = self._monotonic()
+        expired = [row_id for row_id, since in self._missing.items() if now - since > self._late]
+        for row_id in expired:
+            del self._missing[row_id]
+        learned = 0
+        wanted = sorted(self._missing)
+        for start in range(0, len(wanted), _LATE_QUERY):
+            for row in await self._store.sealed_evidence_of(wanted[start : start + _LATE_QUERY]):
+                del self._missing[row.id]
+                learned += self._learn(row)
+        return learned
+
+    def _note_missing(self, first: int, last: int, now: float) -> None:
+        """Ids ``first`` up to ``last`` (excluded) were not there when ``last`` was read."""
+        room = _MISSING_LIMIT - len(self._missing)
+        for row_id in range(max(first, last - room), last):
+            self._missing[row_id] = now
+
+    def _learn(self, row: StoredSighting) -> int:
+        if row.sealed_evidence is None:
+            return 0
+        if row.sealed_evidence in self._here:
+            self._here.discard(row.sealed_evidence)
+            return 0
+        try:
+            evidence = open_evidence(self._keyring, row.sealed_evidence, context=row.indicator_id)
+        except CryptoError as exc:
+            logging.getLogger("dtim").warning(
+                "cannot open the evidence of sighting %d: %s", row.id, exc
+            )
+            return 0
+        self._privacy.learn(evidence)
+        return 1
 
     async def run(self, every: float = 5.0) -> None:
         """Catch up every ``every`` seconds until cancelled (store errors are retried)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from dtim.crypto.evidence import seal_evidence
 from dtim.crypto.keyring import Keyring
 from dtim.errors import StoreError
 from dtim.model import Evidence, Sighting, make_indicator
@@ -103,3 +104,102 @@ async def test_a_repeated_sensor_batch_leaves_nothing_waiting(tmp_path: Path) ->
         assert learner.waiting == 1
         assert await learner.catch_up() == 0
         assert learner.waiting == 0
+
+
+class Ticks:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def late_sighting_sql() -> str:
+    # Another process's sighting of an indicator already stored, with its own evidence.
+    return (
+        "INSERT INTO sightings (indicator_id, source, rule, observed_at, count, evidence) "
+        "SELECT indicator_id, source, rule, observed_at, count, :evidence "
+        "FROM sightings WHERE id = :id"
+    )
+
+
+async def test_a_sighting_committed_after_a_higher_one_is_learned(
+    postgres_schema_url: str, tmp_path: Path
+) -> None:
+    # On PostgreSQL a sighting's id is taken at its insert: a transaction still open while
+    # a later one commits leaves a lower id for the learner to meet after its cursor passed.
+    now = datetime.now(UTC)
+    keyring = Keyring.load_or_create(tmp_path / "keys", now=now)
+    async with Store(postgres_schema_url) as store:
+        privacy = PrivacyFilter(PrivacyPolicy())
+        learner = EvidenceLearner(store, keyring, privacy)
+        other_process = StoreSink(store, keyring)
+        await other_process.commit([sighting("45.33.32.1", "db01.intra", now)], [])
+        first = (await store.sealed_evidence_after(0))[0]
+        late = seal_evidence(
+            keyring,
+            Evidence(lines=("scan",), hosts=("late01.acme.net",)),
+            context=first.indicator_id,
+        )
+        with store.engine.connect() as slow:
+            transaction = slow.begin()
+            slow.execute(text(late_sighting_sql()), {"evidence": late, "id": first.id})
+            await other_process.commit([sighting("45.33.32.2", "web07.intra", now)], [])
+            assert await learner.catch_up() == 2
+            assert privacy.tag_verdict("late01.acme.net") is None
+            assert learner.missing == 1
+            transaction.commit()
+        assert await learner.catch_up() == 1
+        assert privacy.tag_verdict("late01.acme.net") is not None
+        assert learner.missing == 0
+
+
+async def test_ids_that_never_come_are_given_up(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    ticks = Ticks()
+    keyring = Keyring.load_or_create(tmp_path / "keys", now=now)
+    async with Store(f"sqlite:///{tmp_path / 'dtim.db'}") as store:
+        privacy = PrivacyFilter(PrivacyPolicy())
+        learner = EvidenceLearner(store, keyring, privacy, monotonic=ticks, batch=2)
+        other_process = StoreSink(store, keyring)
+        for k, host in enumerate(("a01.acme.net", "b01.acme.net", "c01.acme.net", "d01.acme.net")):
+            await other_process.commit([sighting(f"45.33.32.{k + 1}", host, now)], [])
+        rows = await store.sealed_evidence_after(0)
+        # The second row is gone by the time the learner reads (rolled back, or taken by
+        # a transaction still open): the ids on both sides are read, across batches.
+        with store.engine.begin() as conn:
+            conn.execute(text("DELETE FROM sightings WHERE id = :id"), {"id": rows[1].id})
+        assert await learner.catch_up() == 3
+        assert learner.missing == 1
+        assert privacy.tag_verdict("b01.acme.net") is None
+        ticks.now = 30.0
+        # It comes within the minute (the same id, as a late commit gives it): learned.
+        with store.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO sightings (id, indicator_id, source, rule, observed_at, count, "
+                    "evidence) VALUES (:id, :indicator, 'ufw', 'ufw-port-scan', 0, 1, :evidence)"
+                ),
+                {
+                    "id": rows[1].id,
+                    "indicator": rows[1].indicator_id,
+                    "evidence": rows[1].sealed_evidence,
+                },
+            )
+        assert await learner.catch_up() == 1
+        assert privacy.tag_verdict("b01.acme.net") is not None
+        assert learner.missing == 0
+
+        # A deleted sighting's id is asked for again only for a minute.
+        await other_process.commit([sighting("45.33.32.8", "e01.acme.net", now)], [])
+        await other_process.commit([sighting("45.33.32.9", "f01.acme.net", now)], [])
+        deleted = (await store.sealed_evidence_after(rows[-1].id))[0]
+        with store.engine.begin() as conn:
+            conn.execute(text("DELETE FROM sightings WHERE id = :id"), {"id": deleted.id})
+        assert await learner.catch_up() == 1
+        assert learner.missing == 1
+        ticks.now = 95.0
+        assert await learner.catch_up() == 0
+        assert learner.missing == 0

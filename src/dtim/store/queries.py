@@ -9,7 +9,7 @@ sequence counter), so a read-merge-write never loses a concurrent update.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -562,14 +562,16 @@ class Store:
         return await self._run(lambda: self._sightings(stmt))
 
     async def sealed_evidence_after(self, after: int, limit: int = 1000) -> list[StoredSighting]:
-        """Sightings with sealed evidence whose row id is above ``after``, oldest first
-        (the node's privacy filter learns local names from them)."""
-        stmt = (
-            select(sightings)
-            .where(and_(sightings.c.id > after, sightings.c.evidence.is_not(None)))
-            .order_by(sightings.c.id)
-            .limit(limit)
-        )
+        """Sightings whose row id is above ``after``, oldest first, with or without sealed
+        evidence (the node's privacy filter learns local names from it; every row is
+        listed so that a missing id is a sighting not committed yet, or deleted)."""
+        stmt = select(sightings).where(sightings.c.id > after).order_by(sightings.c.id).limit(limit)
+
+        return await self._run(lambda: self._sightings(stmt))
+
+    async def sealed_evidence_of(self, ids: Collection[int]) -> list[StoredSighting]:
+        """The sightings among row ``ids`` (at most 1,000) that exist now, oldest first."""
+        stmt = select(sightings).where(sightings.c.id.in_(list(ids))).order_by(sightings.c.id)
 
         return await self._run(lambda: self._sightings(stmt))
 
