@@ -15,7 +15,7 @@ from sqlalchemy import text
 from dtim.crypto.evidence import seal_evidence
 from dtim.crypto.keyring import Keyring
 from dtim.errors import StoreError
-from dtim.model import Evidence, Sighting, make_indicator
+from dtim.model import Evidence, FakeClock, Sighting, make_indicator
 from dtim.privacy import PrivacyFilter, PrivacyPolicy
 from dtim.sensor.wire import WireBatch
 from dtim.service import EvidenceLearner, StoreSink
@@ -106,16 +106,6 @@ async def test_a_repeated_sensor_batch_leaves_nothing_waiting(tmp_path: Path) ->
         assert learner.waiting == 0
 
 
-class Ticks:
-    """A monotonic clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def late_sighting_sql() -> str:
     # Another process's sighting of an indicator already stored, with its own evidence.
     return (
@@ -156,13 +146,14 @@ async def test_a_sighting_committed_after_a_higher_one_is_learned(
         assert learner.missing == 0
 
 
-async def test_ids_that_never_come_are_given_up(tmp_path: Path) -> None:
+async def test_ids_that_never_come_are_given_up(tmp_path: Path, clock: FakeClock) -> None:
     now = datetime.now(UTC)
-    ticks = Ticks()
     keyring = Keyring.load_or_create(tmp_path / "keys", now=now)
     async with Store(f"sqlite:///{tmp_path / 'dtim.db'}") as store:
         privacy = PrivacyFilter(PrivacyPolicy())
-        learner = EvidenceLearner(store, keyring, privacy, monotonic=ticks, batch=2)
+        learner = EvidenceLearner(
+            store, keyring, privacy, monotonic=lambda: clock.now().timestamp(), batch=2
+        )
         other_process = StoreSink(store, keyring)
         for k, host in enumerate(("a01.acme.net", "b01.acme.net", "c01.acme.net", "d01.acme.net")):
             await other_process.commit([sighting(f"45.33.32.{k + 1}", host, now)], [])
@@ -174,7 +165,7 @@ async def test_ids_that_never_come_are_given_up(tmp_path: Path) -> None:
         assert await learner.catch_up() == 3
         assert learner.missing == 1
         assert privacy.tag_verdict("b01.acme.net") is None
-        ticks.now = 30.0
+        clock.advance(30)
         # It comes within the minute (the same id, as a late commit gives it): learned.
         with store.engine.begin() as conn:
             conn.execute(
@@ -200,6 +191,6 @@ async def test_ids_that_never_come_are_given_up(tmp_path: Path) -> None:
             conn.execute(text("DELETE FROM sightings WHERE id = :id"), {"id": deleted.id})
         assert await learner.catch_up() == 1
         assert learner.missing == 1
-        ticks.now = 95.0
+        clock.advance(65)
         assert await learner.catch_up() == 0
         assert learner.missing == 0
