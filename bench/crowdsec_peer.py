@@ -222,14 +222,16 @@ prometheus:
     def replay(self, log: Path, log_type: str) -> Replay:
         """Start the local API, replay ``log`` through the agent, read back the alerts."""
         binary = str(self.root / "usr/bin/crowdsec")
-        api = subprocess.Popen(
-            [binary, "-c", str(self.config), "-no-cs"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        # The local API's output goes to a file: a pipe nobody reads would block it once full.
+        api_log = self.directory / "api.log"
+        with open(api_log, "ab") as output:
+            api = subprocess.Popen(
+                [binary, "-c", str(self.config), "-no-cs"],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
         try:
-            self._wait_for_api(api)
+            self._wait_for_api(api, api_log)
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             agent = subprocess.run(
                 [
@@ -266,11 +268,12 @@ prometheus:
                 scenarios[scenario] += 1
         return Replay(seconds, ips, scenarios)
 
-    def _wait_for_api(self, api: subprocess.Popen[str]) -> None:
+    def _wait_for_api(self, api: subprocess.Popen[bytes], log: Path) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if api.poll() is not None:
-                raise CrowdSecError(f"crowdsec local API exited: {api.stderr.read()[-2000:]}")
+                said = log.read_text(errors="replace")[-2000:]
+                raise CrowdSecError(f"crowdsec local API exited: {said}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                     return
