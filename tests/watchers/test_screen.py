@@ -134,3 +134,6 @@ def test_benign_traffic_is_mostly_screened(
     watcher = specs[source].create(make_context())
     lines = hostile(source, 2000, 3, 0.01)
     assert len(watcher.screen(lines).noisy) < len(lines) / 4  # type: ignore[attr-defined]  # a QuietScreen
+    # Untouched batches take the screens' fastest paths (plain heads, one client a line).
+    clean = list(generate(source, 2000, seed=3, start=START))
+    assert len(watcher.screen(clean).noisy) < len(clean) / 4  # type: ignore[attr-defined]  # a QuietScreen

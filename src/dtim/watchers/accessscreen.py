@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from itertools import compress, repeat
+from itertools import repeat
 from operator import itemgetter
 
 from dtim.watchers.accessformat import COMBINED_FAST
@@ -40,8 +40,8 @@ _FIELD = r"[^\s\[\x00-\x1f\x7f]+"
 _PLAIN_HEADS = re.compile(
     rf"(?:\n{_FIELD} {_FIELD} {_FIELD} (?:{_FIELD} )?\[[^\]\n]{{{CLF_WIDTH}}}\] )*"
 )
-_STAMP_TEXT = itemgetter(slice(0, CLF_WIDTH))
-_STATUS_CODE = itemgetter(slice(1, 4))
+# A plain head ends with its bracketed time and a space.
+_STAMP_TEXT = itemgetter(slice(-CLF_WIDTH - 2, -2))
 _QUOTES = 6  # around request, referer and agent
 
 
@@ -115,7 +115,7 @@ class AccessScreen:
         joined = "\n" + "".join(heads)
         plain = _PLAIN_HEADS.fullmatch(joined) is not None
         noisy = {
-            *self._prefix_rows(heads, joined, plain=plain),
+            *self._prefix_rows(heads, plain=plain),
             *self._requests.noisy(pieces[1::_QUOTES]),
             *self._status_rows(statuses),
             *self._agents.noisy(pieces[5::_QUOTES]),
@@ -144,16 +144,22 @@ class AccessScreen:
         column = "\n" + "\n".join(statuses) + "\n"
         if _STATUS_COLUMN.fullmatch(column) is None:
             return self._statuses.noisy(statuses)
-        if _COUNTED.search(column) is None:
-            return []
-        counted = map(COUNTED_STATUS.__contains__, map(_STATUS_CODE, statuses))
-        return list(compress(range(len(statuses)), counted))
+        # Counted statuses are few (a 404 here and there): their rows are found by counting
+        # the newlines before each, which stays in C but for one step per counted status.
+        rows: list[int] = []
+        row = 0
+        start = 0
+        for match in _COUNTED.finditer(column):
+            row += column.count("\n", start, match.start())
+            start = match.start()
+            rows.append(row)
+        return rows
 
-    def _prefix_rows(self, heads: list[str], joined: str, *, plain: bool) -> list[int]:
+    def _prefix_rows(self, heads: list[str], *, plain: bool) -> list[int]:
         # Addresses make most prefixes distinct (vhost lines carry the client's in theirs):
         # when every head has the plain shape, only the distinct times are judged.
         if plain:
-            return self._stamps.noisy(list(map(_STAMP_TEXT, joined.split("[")[1:])))
+            return self._stamps.noisy(list(map(_STAMP_TEXT, heads)))
         return self._prefixes.noisy([head.partition(" ")[2] for head in heads])
 
     def _stamp(self, stamp: str) -> bool:
