@@ -48,7 +48,7 @@ LOGS = {
     "ufw": ("syslog", ("crowdsecurity/linux", "crowdsecurity/iptables")),
     "suricata": ("suricata-evelogs", ("crowdsecurity/suricata",)),
 }
-KINDS = {"parsers": "parsers", "scenarios": "scenarios", "postoverflows": "postoverflows"}
+KINDS = ("parsers", "scenarios", "postoverflows")
 
 
 @dataclass(frozen=True)
@@ -207,7 +207,7 @@ prometheus:
             "machines", "add", "-a", "-f", str(etc / "local_api_credentials.yaml"), "--force"
         )
 
-    def _cscli(self, *arguments: str) -> str:
+    def _cscli(self, *arguments: str) -> None:
         done = subprocess.run(
             [str(self.root / "usr/bin/cscli"), "-c", str(self.config), *arguments],
             capture_output=True,
@@ -217,7 +217,6 @@ prometheus:
         )
         if done.returncode != 0:
             raise CrowdSecError(f"cscli {' '.join(arguments)}: {done.stderr.strip()}")
-        return done.stdout
 
     def replay(self, log: Path, log_type: str) -> Replay:
         """Start the local API, replay ``log`` through the agent, read back the alerts."""
@@ -282,11 +281,8 @@ prometheus:
         raise CrowdSecError("crowdsec local API did not listen within 60 s")
 
 
-def replay(source: str, log: Path, root: Path) -> Replay | None:
-    """Replay ``log`` of DTIM's ``source`` through CrowdSec; ``None`` when the hub has no
-    collection for that kind of log."""
-    if source not in LOGS:
-        return None
+def replay(source: str, log: Path, root: Path) -> Replay:
+    """Replay ``log`` of DTIM's ``source`` (one of :data:`LOGS`) through CrowdSec."""
     log_type, collections = LOGS[source]
     with tempfile.TemporaryDirectory(prefix="dtim-crowdsec-") as directory:
         site = Site(root, Path(directory), collections)

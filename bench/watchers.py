@@ -23,7 +23,7 @@ own (``own py``). Peak RSS is measured in a child process that tracks
 CrowdSec's hub scenarios (Debian's package, unpacked into a cache, never
 installed: see ``crowdsec_peer.py``) replay a shorter log of each source they
 have a collection for (``--crowdsec-lines``, 50,000 by default: the agent
-reads a few thousand lines a second), and DTIM and fail2ban-regex read that
+reads a few hundred lines a second with the web collections), and DTIM and fail2ban-regex read that
 same file, so the quality table compares the three on identical input.
 """
 
@@ -48,6 +48,7 @@ from pathlib import Path
 import crowdsec_peer  # bench/ is the script's own directory on sys.path
 
 from dtim.model import FakeClock, Scope, Sighting, TailPosition
+from dtim.store import Store
 from dtim.watchers.base import MemorySink, SightingSink, WatcherContext
 from dtim.watchers.ingest import ingest
 from dtim.watchers.plugins import make_plugin_manager, registered_watchers
@@ -92,33 +93,29 @@ def context() -> WatcherContext:
 class StoreSink:
     """Bench-only adapter: sightings and positions through the SQLite store in one transaction."""
 
-    def __init__(self, store: object) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
 
     async def commit(
         self, sightings: Sequence[Sighting], positions: Sequence[TailPosition]
     ) -> None:
-        await self.store.record_sightings(sightings, (), positions)  # type: ignore[attr-defined]  # dtim.store.Store
+        await self.store.record_sightings(sightings, (), positions)
 
     async def position(self, watcher: str, path: str) -> TailPosition | None:
-        return await self.store.get_position(watcher, path)  # type: ignore[attr-defined, no-any-return]  # dtim.store.Store
+        return await self.store.get_position(watcher, path)
 
 
-async def open_sink(use_store: bool, directory: str) -> tuple[SightingSink, str, object | None]:
+async def open_sink(use_store: bool, directory: str) -> tuple[SightingSink, Store | None]:
     if not use_store:
-        return MemorySink(), "in-memory sink (no store)", None
-    try:
-        from dtim.store import Store  # optional: the bench runs before the store exists too
-    except ImportError:
-        return MemorySink(), "in-memory sink (dtim.store not importable)", None
+        return MemorySink(), None
     store = Store(f"sqlite:///{directory}/bench.db")
     await store.connect()
-    return StoreSink(store), "SQLite store (record_sightings, evidence unsealed)", store
+    return StoreSink(store), store
 
 
 def measure_child(source: str, path: Path, directory: str, use_store: bool) -> None:
     """Child process: ingest ``path`` and print its CPU time and the shared values found."""
-    sink, _, store = asyncio.run(open_sink(use_store, directory))
+    sink, store = asyncio.run(open_sink(use_store, directory))
     specs = registered_watchers(make_plugin_manager(load_entrypoints=False))
     watcher = specs[source].create(context())
     recorder = MemorySink()
@@ -137,7 +134,7 @@ def measure_child(source: str, path: Path, directory: str, use_store: bool) -> N
     stats = asyncio.run(ingest(watcher, [str(path)], Tee()))
     elapsed = time.process_time() - started
     if store is not None:
-        asyncio.run(store.close())  # type: ignore[attr-defined]  # dtim.store.Store
+        asyncio.run(store.close())
     shared = {s.indicator.value for s in recorder.sightings if s.indicator.scope is not Scope.LOCAL}
     figures = {"lines": stats.lines, "seconds": elapsed, "errors": stats.parse_errors}
     print(json.dumps({**figures, "shared": sorted(shared)}))
@@ -195,18 +192,17 @@ def measure(
     truth: Labelled,
     directory: str,
     use_store: bool,
-    interpreter: Interpreter | None = None,
+    interpreter: Interpreter,
 ) -> Measured:
     """One source in a fresh process, as fail2ban-regex gets one: what earlier sources left
     in the bench's own heap does not weigh on it (the store file, when used, is shared)."""
-    python = interpreter.python if interpreter else sys.executable
-    command = [python, __file__, "--measure-child", source, "--log", str(path)]
+    command = [interpreter.python, __file__, "--measure-child", source, "--log", str(path)]
     child = subprocess.run(
         [*command, "--dir", directory, *(["--store"] if use_store else [])],
         capture_output=True,
         text=True,
         check=True,
-        env=interpreter.dtim_env if interpreter else None,
+        env=interpreter.dtim_env,
     )
     figures = json.loads(child.stdout)
     shared = set(figures["shared"]) - truth.partial
@@ -297,7 +293,6 @@ def compare_with_crowdsec(
                 handle.write(line + "\n")
         row = measure(source, path, truth, directory, use_store, interpreter)
         replay = crowdsec_peer.replay(source, path, root)
-        assert replay is not None  # the source has a collection
         cs_rate = row.lines / max(replay.seconds, 1e-6)
         cs_p, cs_r = quality(replay.ips, truth, at_least=1)
         f2b_p = f2b_r = "-"

@@ -102,9 +102,9 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 _LEARNED_HERE_LIMIT = 100_000
+"""Sealed evidence a learner remembers as already learned (beyond it, it forgets them all)."""
 _MISSING_LIMIT = 50_000  # ids asked for again; beyond, the lowest are given up
 _LATE_QUERY = 500  # ids per query
-"""Sealed evidence a learner remembers as already learned (beyond it, it forgets them all)."""
 
 
 _tasks: set[asyncio.Task[Any]] = set()

@@ -64,11 +64,13 @@ async def test_the_learner_opens_only_other_processes_evidence(tmp_path: Path) -
     async with node_process(tmp_path, now) as process:
         store, privacy, learner = process.store, process.privacy, process.learner
         here, elsewhere = process.here, process.elsewhere
-        await here.commit([sighting("45.33.32.1", "db01.intra", now)], [])
-        await elsewhere.commit([sighting("45.33.32.2", "web07.intra", now)], [])
+        assert privacy.tag_verdict("db01.acme.net") is None  # no rule knows the name itself
+        assert privacy.tag_verdict("web07.acme.net") is None
+        await here.commit([sighting("45.33.32.1", "db01.acme.net", now)], [])
+        await elsewhere.commit([sighting("45.33.32.2", "web07.acme.net", now)], [])
         assert await learner.catch_up() == 1  # the other process's sighting only
-        assert privacy.tag_verdict("db01.intra") is not None  # taught by the sink
-        assert privacy.tag_verdict("web07.intra") is not None  # opened by the learner
+        assert privacy.tag_verdict("db01.acme.net") is not None  # taught by the sink
+        assert privacy.tag_verdict("web07.acme.net") is not None  # opened by the learner
 
         # A commit that fails is not passed over later: the same evidence, committed by
         # another process once the store takes writes again, is opened and learned.
@@ -80,23 +82,23 @@ async def test_the_learner_opens_only_other_processes_evidence(tmp_path: Path) -
                 )
             )
         with pytest.raises(StoreError):
-            await here.commit([sighting("45.33.32.3", "mail02.intra", now)], [])
+            await here.commit([sighting("45.33.32.3", "mail02.acme.net", now)], [])
         assert learner.waiting == 0
         with store.engine.begin() as conn:
             conn.execute(text("DROP TRIGGER dtim_test_full"))
-        await here.commit([sighting("45.33.32.4", "vpn01.intra", now)], [])
-        await elsewhere.commit([sighting("45.33.32.5", "build03.intra", now)], [])
+        await here.commit([sighting("45.33.32.4", "vpn01.acme.net", now)], [])
+        await elsewhere.commit([sighting("45.33.32.5", "build03.acme.net", now)], [])
         assert learner.waiting == 1
         assert await learner.catch_up() == 1
         assert learner.waiting == 0
-        assert privacy.tag_verdict("build03.intra") is not None
+        assert privacy.tag_verdict("build03.acme.net") is not None
 
 
 async def test_a_repeated_sensor_batch_leaves_nothing_waiting(tmp_path: Path) -> None:
     now = datetime.now(UTC)
     async with node_process(tmp_path, now) as process:
         sink, learner = process.here, process.learner
-        batch = WireBatch("b-1", (sighting("45.33.32.9", "cam04.intra", now),))
+        batch = WireBatch("b-1", (sighting("45.33.32.9", "cam04.acme.net", now),))
         assert await sink.commit_batches("sensor-a", [batch], now) == [True]
         # The sensor did not hear the answer and sends the batch again: it is not stored
         # twice, and its fresh seal (a new nonce) is not left waiting forever.
@@ -106,13 +108,12 @@ async def test_a_repeated_sensor_batch_leaves_nothing_waiting(tmp_path: Path) ->
         assert learner.waiting == 0
 
 
-def late_sighting_sql() -> str:
-    # Another process's sighting of an indicator already stored, with its own evidence.
-    return (
-        "INSERT INTO sightings (indicator_id, source, rule, observed_at, count, evidence) "
-        "SELECT indicator_id, source, rule, observed_at, count, :evidence "
-        "FROM sightings WHERE id = :id"
-    )
+# Another process's sighting of an indicator already stored, with its own evidence.
+LATE_SIGHTING = (
+    "INSERT INTO sightings (indicator_id, source, rule, observed_at, count, evidence) "
+    "SELECT indicator_id, source, rule, observed_at, count, :evidence "
+    "FROM sightings WHERE id = :id"
+)
 
 
 async def test_a_sighting_committed_after_a_higher_one_is_learned(
@@ -126,7 +127,7 @@ async def test_a_sighting_committed_after_a_higher_one_is_learned(
         privacy = PrivacyFilter(PrivacyPolicy())
         learner = EvidenceLearner(store, keyring, privacy)
         other_process = StoreSink(store, keyring)
-        await other_process.commit([sighting("45.33.32.1", "db01.intra", now)], [])
+        await other_process.commit([sighting("45.33.32.1", "db01.acme.net", now)], [])
         first = (await store.sealed_evidence_after(0))[0]
         late = seal_evidence(
             keyring,
@@ -135,8 +136,8 @@ async def test_a_sighting_committed_after_a_higher_one_is_learned(
         )
         with store.engine.connect() as slow:
             transaction = slow.begin()
-            slow.execute(text(late_sighting_sql()), {"evidence": late, "id": first.id})
-            await other_process.commit([sighting("45.33.32.2", "web07.intra", now)], [])
+            slow.execute(text(LATE_SIGHTING), {"evidence": late, "id": first.id})
+            await other_process.commit([sighting("45.33.32.2", "web07.acme.net", now)], [])
             assert await learner.catch_up() == 2
             assert privacy.tag_verdict("late01.acme.net") is None
             assert learner.missing == 1

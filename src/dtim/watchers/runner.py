@@ -35,9 +35,9 @@ _LOGGED_ERRORS = 10
 _LOG_EVERY = 1000
 _PARSER_CACHE = 64
 SLICE_LINES = 128
+"""Lines parsed between two yields to the event loop (a few milliseconds of work)."""
 STORE_PROBLEM = "store"
 """Key of ``WatcherStats.problems`` while commits fail."""
-"""Lines parsed between two yields to the event loop (a few milliseconds of work)."""
 
 
 class LineSource(Protocol):

@@ -39,17 +39,7 @@ class Verdicts:
 
     def noisy(self, column: Sequence[str]) -> list[int]:
         """Positions in ``column`` of the values that are not quiet."""
-        known = self._known
-        bad: set[str] = set()
-        for value in set(column):
-            quiet = known.get(value)
-            if quiet is None:
-                quiet = self.judge(value)
-                if len(known) >= _REMEMBERED:
-                    known.clear()
-                known[value] = quiet
-            if not quiet:
-                bad.add(value)
+        bad = {value for value in set(column) if not self.quiet(value)}
         return list(compress(range(len(column)), map(bad.__contains__, column))) if bad else []
 
 
