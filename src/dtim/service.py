@@ -985,7 +985,10 @@ class EvidenceLearner:
         while True:
             rows = await self._store.sealed_evidence_after(self.cursor, self._batch)
             for row in rows:
-                self._note_missing(self.cursor + 1, row.id, now)
+                # Before the first read, the ids below the oldest row are purged history:
+                # only the few just below it can be a commit still under way.
+                first = self.cursor + 1 if self.cursor else row.id - _LATE_QUERY
+                self._note_missing(max(1, first), row.id, now)
                 self.cursor = row.id
                 learned += self._learn(row)
             if len(rows) < self._batch:

@@ -195,3 +195,21 @@ async def test_ids_that_never_come_are_given_up(tmp_path: Path, clock: FakeClock
         clock.advance(65)
         assert await learner.catch_up() == 0
         assert learner.missing == 0
+
+
+async def test_a_purged_history_is_not_asked_for_again(tmp_path: Path) -> None:
+    # A node restarted after months of purges: its oldest sighting has a high id, and the
+    # ids below it (deleted long ago) are not taken for commits still under way.
+    now = datetime.now(UTC)
+    keyring = Keyring.load_or_create(tmp_path / "keys", now=now)
+    async with Store(f"sqlite:///{tmp_path / 'dtim.db'}") as store:
+        other_process = StoreSink(store, keyring)
+        await other_process.commit([sighting("45.33.32.1", "a01.acme.net", now)], [])
+        with store.engine.begin() as conn:
+            conn.execute(text("UPDATE sightings SET id = 100000"))
+        await other_process.commit([sighting("45.33.32.2", "b01.acme.net", now)], [])
+        privacy = PrivacyFilter(PrivacyPolicy())
+        learner = EvidenceLearner(store, keyring, privacy)
+        assert await learner.catch_up() == 2
+        assert privacy.tag_verdict("a01.acme.net") is not None
+        assert learner.missing < 1000  # not the 50,000 ids a full gap would be
