@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import sqlite3
 import tarfile
 import tempfile
@@ -21,6 +22,7 @@ from dtim.errors import ConfigError
 
 DB_MEMBER = "data/dtim.db"
 _DIRECTORIES = ("config", "keys", "certs")
+_KEPT_MODE = 0o755  # no setuid, setgid, sticky or group/other write bits
 
 
 def make_backup(home: NodeHome, out: Path, passphrase: str) -> list[str]:
@@ -69,11 +71,35 @@ def restore_backup(
             if name.is_absolute() or ".." in name.parts or not (member.isfile() or member.isdir()):
                 raise ConfigError(f"{archive_path}: unsafe archive member {member.name!r}")
         target.mkdir(parents=True, exist_ok=True)
-        archive.extractall(target, filter="data")
-        restored = [m.name for m in archive.getmembers() if m.isfile()]
+        restored = [_unpack(archive, member, target) for member in archive.getmembers()]
     ensure_private_dir(target / "keys")
     for secret in (target / "keys").iterdir():
         os.chmod(secret, 0o600 if secret.is_file() else 0o700)
     for key in (target / "certs").glob("*.key"):
         os.chmod(key, 0o600)
-    return restored
+    return [name for name in restored if name]
+
+
+def _unpack(archive: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> str:
+    """Write one checked member (a directory or regular file) under ``target``; returns the
+    file's name, or "" for a directory. No owner, link or setuid bit of the archive is kept
+    and no link already in ``target`` is followed: what tarfile's "data" filter does, which
+    the CPython 3.11 of some distributions (before 3.11.4) does not have."""
+    path = target / member.name
+    mode = member.mode & _KEPT_MODE
+    if member.isdir():
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, mode | 0o700)
+        return ""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    source = archive.extractfile(member)
+    if source is None:
+        raise ConfigError(f"unreadable archive member {member.name!r}")
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot restore {member.name!r}: {exc.strerror}") from exc
+    with source, os.fdopen(descriptor, "wb") as out:
+        shutil.copyfileobj(source, out)
+        os.fchmod(out.fileno(), mode | 0o600)
+    return member.name

@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 import stat
+import tarfile
 from pathlib import Path
 
 import pytest
 
+from dtim.backup import restore_backup
 from dtim.cli.main import run
+from dtim.crypto.sealedfile import seal_with_passphrase
+from dtim.errors import ConfigError
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -40,3 +45,69 @@ def test_backup_and_restore_round_trip(
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO(PASSPHRASE + "\n"))
     assert run(["restore", str(archive), "--passphrase-stdin", "--home", str(restored)]) == 2
+
+
+def _sealed_archive(path: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> Path:
+    """An archive sealed with the passphrase, as an attacker holding it could make one."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for info, data in members:
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    path.write_bytes(seal_with_passphrase(buffer.getvalue(), PASSPHRASE))
+    return path
+
+
+def _file(name: str, mode: int = 0o644) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.mode = mode
+    return info
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("../outside", tarfile.REGTYPE),
+        ("/tmp/absolute", tarfile.REGTYPE),
+        ("config/l", tarfile.SYMTYPE),
+    ],
+)
+def test_restore_refuses_unsafe_members_and_writes_nothing(
+    tmp_path: Path, name: str, kind: bytes
+) -> None:
+    info = _file(name)
+    info.type = kind
+    info.linkname = "/etc/passwd" if kind == tarfile.SYMTYPE else ""
+    archive = _sealed_archive(
+        tmp_path / "evil.dtimbak", [(_file("config/dtim.toml"), b"x = 1\n"), (info, b"pwned")]
+    )
+    target = tmp_path / "home" / "restored"
+    with pytest.raises(ConfigError, match="unsafe archive member"):
+        restore_backup(archive, target, PASSPHRASE)
+    assert not target.exists()
+    assert not (tmp_path / "home" / "outside").exists()
+
+
+def test_restore_drops_special_bits_and_follows_no_link_in_the_target(tmp_path: Path) -> None:
+    archive = _sealed_archive(
+        tmp_path / "node.dtimbak",
+        [
+            (_file("config/dtim.toml", 0o4777), b"x = 1\n"),
+            (_file("keys/identity.key", 0o644), b"secret"),
+        ],
+    )
+    target = tmp_path / "restored"
+    (target / "config").mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    (target / "config" / "dtim.toml").symlink_to(victim)
+    with pytest.raises(ConfigError, match=r"cannot restore 'config/dtim\.toml'"):
+        restore_backup(archive, target, PASSPHRASE, force=True)
+    assert victim.read_text() == "untouched"
+    (target / "config" / "dtim.toml").unlink()
+    assert restore_backup(archive, target, PASSPHRASE, force=True) == [
+        "config/dtim.toml",
+        "keys/identity.key",
+    ]
+    assert stat.S_IMODE((target / "config" / "dtim.toml").stat().st_mode) == 0o755
+    assert stat.S_IMODE((target / "keys" / "identity.key").stat().st_mode) == 0o600
