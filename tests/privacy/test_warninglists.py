@@ -69,6 +69,7 @@ def test_every_shipped_list_has_source_date_and_entries() -> None:
         ("ipv6", "::", "reserved"),
         ("ipv6", "::ffff:808:808", "reserved"),
         ("ipv6", "64:ff9b::808:808", "reserved"),
+        ("ipv6", "2002:a00:1::1", "reserved"),  # 6to4 of 10.0.0.1
         ("ipv6", "4000::1", "reserved"),
         ("ipv4", "8.8.8.8", "public-dns"),
         ("ipv4", "1.1.1.1", "public-dns"),
