@@ -503,7 +503,8 @@ def generate(
             ip = _public_ip(rng)
         else:
             ip = rng.choice(regulars)
-        labels.benign.add(ip)
+        if truth is not None:  # unasked, a million benign labels would only weigh on memory
+            labels.benign.add(ip)
         yield benign_line(moment, ip)
     labels.attackers = attackers
     for _, who in active:
