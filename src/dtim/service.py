@@ -983,7 +983,7 @@ class EvidenceLearner:
         learned = await self._late_commits()
         now = self._monotonic()
         while True:
-            rows = await self._store.sealed_evidence_after(self.cursor, self._batch)
+            rows = await self._store.sightings_after(self.cursor, self._batch)
             for row in rows:
                 # Before the first read, the ids below the oldest row are purged history:
                 # only the few just below it can be a commit still under way.
@@ -1002,7 +1002,7 @@ class EvidenceLearner:
         learned = 0
         wanted = sorted(self._missing)
         for start in range(0, len(wanted), _LATE_QUERY):
-            for row in await self._store.sealed_evidence_of(wanted[start : start + _LATE_QUERY]):
+            for row in await self._store.sightings_by_id(wanted[start : start + _LATE_QUERY]):
                 del self._missing[row.id]
                 learned += self._learn(row)
         return learned

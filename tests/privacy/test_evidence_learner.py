@@ -128,7 +128,7 @@ async def test_a_sighting_committed_after_a_higher_one_is_learned(
         learner = EvidenceLearner(store, keyring, privacy)
         other_process = StoreSink(store, keyring)
         await other_process.commit([sighting("45.33.32.1", "db01.acme.net", now)], [])
-        first = (await store.sealed_evidence_after(0))[0]
+        first = (await store.sightings_after(0))[0]
         late = seal_evidence(
             keyring,
             Evidence(lines=("scan",), hosts=("late01.acme.net",)),
@@ -158,7 +158,7 @@ async def test_ids_that_never_come_are_given_up(tmp_path: Path, clock: FakeClock
         other_process = StoreSink(store, keyring)
         for k, host in enumerate(("a01.acme.net", "b01.acme.net", "c01.acme.net", "d01.acme.net")):
             await other_process.commit([sighting(f"45.33.32.{k + 1}", host, now)], [])
-        rows = await store.sealed_evidence_after(0)
+        rows = await store.sightings_after(0)
         # The second row is gone by the time the learner reads (rolled back, or taken by
         # a transaction still open): the ids on both sides are read, across batches.
         with store.engine.begin() as conn:
@@ -187,7 +187,7 @@ async def test_ids_that_never_come_are_given_up(tmp_path: Path, clock: FakeClock
         # A deleted sighting's id is asked for again only for a minute.
         await other_process.commit([sighting("45.33.32.8", "e01.acme.net", now)], [])
         await other_process.commit([sighting("45.33.32.9", "f01.acme.net", now)], [])
-        deleted = (await store.sealed_evidence_after(rows[-1].id))[0]
+        deleted = (await store.sightings_after(rows[-1].id))[0]
         with store.engine.begin() as conn:
             conn.execute(text("DELETE FROM sightings WHERE id = :id"), {"id": deleted.id})
         assert await learner.catch_up() == 1

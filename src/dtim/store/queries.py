@@ -561,7 +561,7 @@ class Store:
 
         return await self._run(lambda: self._sightings(stmt))
 
-    async def sealed_evidence_after(self, after: int, limit: int = 1000) -> list[StoredSighting]:
+    async def sightings_after(self, after: int, limit: int = 1000) -> list[StoredSighting]:
         """Sightings whose row id is above ``after``, oldest first, with or without sealed
         evidence (the node's privacy filter learns local names from it; every row is
         listed so that a missing id is a sighting not committed yet, or deleted)."""
@@ -569,7 +569,7 @@ class Store:
 
         return await self._run(lambda: self._sightings(stmt))
 
-    async def sealed_evidence_of(self, ids: Collection[int]) -> list[StoredSighting]:
+    async def sightings_by_id(self, ids: Collection[int]) -> list[StoredSighting]:
         """The sightings among row ``ids`` (at most 1,000) that exist now, oldest first."""
         stmt = select(sightings).where(sightings.c.id.in_(list(ids))).order_by(sightings.c.id)
 
