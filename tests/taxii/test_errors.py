@@ -79,6 +79,7 @@ async def test_not_an_envelope_is_422(client: httpx.AsyncClient, feed: MemoryFee
     _assert_problem(await _post(client, body), 422)
     _assert_problem(await _post(client, orjson.dumps({"objects": "nope"})), 422)
     _assert_problem(await _post(client, orjson.dumps(["x"])), 422)
+    _assert_problem(await _post(client, orjson.dumps({"more": False, "other": []})), 422)
     assert len(feed) == 0
 
 

@@ -264,6 +264,10 @@ class TaxiiServer:
                 403, "Forbidden", f"collection {collection.alias!r} is not writable by this account"
             )
         envelope = await read_envelope(request, self.settings.max_content_length)
+        if isinstance(envelope, dict) and "objects" not in envelope:
+            # An empty envelope is a fine answer to a GET, but a POST of one adds nothing:
+            # a client sending it has lost its objects on the way (the API says "required").
+            raise HttpProblem(422, "Unprocessable envelope", "an envelope to add needs 'objects'")
         try:
             objects = bundle_objects(envelope)
         except StixError as exc:
