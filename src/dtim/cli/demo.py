@@ -132,12 +132,13 @@ def _render(mesh: Any, snapshot: dict[str, Any]) -> Group:
         )
     timing = summary["seconds_to_every_node"]
     nodes.caption = (
-        f"time to every node: median {timing['median']} s, max {timing['max']} s"
+        f"time to every node (stores read every {POLL_SECONDS} s): "
+        f"median {_seconds(timing['median'])}, max {_seconds(timing['max'])}"
         if timing
         else "waiting for gossip…"
     ) + f"\ninternal canaries seen on a peer: {len(summary['leaks'])}"
     recent = Table(title="Latest detections", show_edge=False)
-    for column in ("indicator", "detected by", "nodes holding it", "seconds to every node"):
+    for column in ("indicator", "detected by", "nodes holding it", "time to every node"):
         recent.add_column(column)
     for row in summary["indicators"][:8]:
         seconds = row["seconds_to_every_node"]
@@ -145,7 +146,7 @@ def _render(mesh: Any, snapshot: dict[str, Any]) -> Group:
             f"{row['type']} {row['value']}",
             ", ".join(row["detected_by"]),
             f"{row['nodes']}/{len(summary['nodes'])}",
-            "…" if seconds is None else f"{seconds:.1f}",
+            "…" if seconds is None else _seconds(seconds),
         )
     parts: list[Any] = [nodes, recent]
     for name, example in summary["examples"].items():
@@ -158,3 +159,8 @@ def _render(mesh: Any, snapshot: dict[str, Any]) -> Group:
                 )
             )
     return Group(*parts)
+
+
+def _seconds(value: float) -> str:
+    """A spread read off polled stores: below one poll it is only known to be below it."""
+    return f"under {POLL_SECONDS} s" if value < POLL_SECONDS else f"{value:.1f} s"
