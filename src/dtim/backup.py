@@ -71,7 +71,8 @@ def restore_backup(
             if name.is_absolute() or ".." in name.parts or not (member.isfile() or member.isdir()):
                 raise ConfigError(f"{archive_path}: unsafe archive member {member.name!r}")
         target.mkdir(parents=True, exist_ok=True)
-        restored = [_unpack(archive, member, target) for member in archive.getmembers()]
+        root = target.resolve()
+        restored = [_unpack(archive, member, root) for member in archive.getmembers()]
     ensure_private_dir(target / "keys")
     for secret in (target / "keys").iterdir():
         os.chmod(secret, 0o600 if secret.is_file() else 0o700)
@@ -81,17 +82,22 @@ def restore_backup(
 
 
 def _unpack(archive: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> str:
-    """Write one checked member (a directory or regular file) under ``target``; returns the
-    file's name, or "" for a directory. No owner, link or setuid bit of the archive is kept
-    and no link already in ``target`` is followed: what tarfile's "data" filter does, which
-    the CPython 3.11 of some distributions (before 3.11.4) does not have."""
+    """Write one checked member (a directory or regular file) under ``target`` (resolved);
+    returns the file's name, or "" for a directory. No owner, link or setuid bit of the
+    archive is kept and nothing is written through a link already in ``target``: what
+    tarfile's "data" filter does, which the CPython 3.11 of some distributions (before
+    3.11.4) does not have."""
     path = target / member.name
     mode = member.mode & _KEPT_MODE
+    directory = path if member.isdir() else path.parent
+    # A directory of the target that is a link elsewhere would carry the write out of it
+    # (resolved before anything is made: the parts that exist are followed, the rest kept).
+    if not directory.resolve().is_relative_to(target):
+        raise ConfigError(f"{directory}: a link out of {target}; cannot restore {member.name!r}")
+    directory.mkdir(parents=True, exist_ok=True)
     if member.isdir():
-        path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, mode | 0o700)
         return ""
-    path.parent.mkdir(parents=True, exist_ok=True)
     source = archive.extractfile(member)
     if source is None:
         raise ConfigError(f"unreadable archive member {member.name!r}")

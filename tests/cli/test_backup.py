@@ -52,7 +52,7 @@ def _sealed_archive(path: Path, members: list[tuple[tarfile.TarInfo, bytes]]) ->
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for info, data in members:
-            info.size = len(data)
+            info.size = len(data) if info.isfile() else 0
             archive.addfile(info, io.BytesIO(data) if info.isfile() else None)
     path.write_bytes(seal_with_passphrase(buffer.getvalue(), PASSPHRASE))
     return path
@@ -111,3 +111,16 @@ def test_restore_drops_special_bits_and_follows_no_link_in_the_target(tmp_path: 
     ]
     assert stat.S_IMODE((target / "config" / "dtim.toml").stat().st_mode) == 0o755
     assert stat.S_IMODE((target / "keys" / "identity.key").stat().st_mode) == 0o600
+
+
+def test_restore_writes_nothing_through_a_linked_directory_of_the_target(tmp_path: Path) -> None:
+    archive = _sealed_archive(
+        tmp_path / "node.dtimbak", [(_file("config/deeper/dtim.toml"), b"x = 1\n")]
+    )
+    target, elsewhere = tmp_path / "restored", tmp_path / "elsewhere"
+    target.mkdir()
+    elsewhere.mkdir()
+    (target / "config").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(ConfigError, match="a link out of"):
+        restore_backup(archive, target, PASSPHRASE, force=True)
+    assert list(elsewhere.iterdir()) == []
