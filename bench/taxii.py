@@ -189,7 +189,8 @@ def measure(
 ) -> dict[str, float] | None:
     """Start a server process, run the clients, report objects/s and p99."""
     ctx = mp.get_context("fork")
-    sock = socket.socket()
+    # IPPROTO_TCP: asyncio turns Nagle off only on connections of such sockets.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)

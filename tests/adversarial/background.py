@@ -50,7 +50,7 @@ async def serve(app: Any, *, ssl_context: ssl.SSLContext | None = None) -> Async
     Yields the base URL: ``https://`` with a context (client certificates reach the
     app through the TLS scope extension), ``http://`` without.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # Nagle off
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(

@@ -141,7 +141,9 @@ async def local_nodes(
         stack.callback(_close_all, sockets)
         group = await stack.enter_async_context(asyncio.TaskGroup())
         for name in names:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            # IPPROTO_TCP: asyncio turns Nagle off only on connections of such sockets
+            # (else each response's body waits ~40 ms for the client's delayed ACK).
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", 0))
             sockets.append(sock)
@@ -190,7 +192,7 @@ async def serving(app: Any, ssl_context: Any) -> AsyncIterator[str]:
     class Protocol(TLSExtensionMixin, H11Protocol):
         pass
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # Nagle off
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(

@@ -99,7 +99,7 @@ class Running:
 def running(server: TaxiiServer) -> Iterator[Running]:
     """The TAXII app mounted at /taxii2 under uvicorn on 127.0.0.1, a free port."""
     app = Starlette(routes=[Mount("/taxii2", app=server.app())])
-    sock = socket.socket()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # Nagle off
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(app, log_level="warning", lifespan="off")
     uv = uvicorn.Server(config)
