@@ -1,15 +1,22 @@
 """Benchmark the security core against its unprotected peer, measured in the same run.
 
 1. Signed-request rate: requests/s of a real uvicorn HTTPS server (mTLS, own
-   process, 127.0.0.1, port 0) with the signature guard (verify + signed
-   response, and verify only) against the same server with verification off.
-   Bodies are 1 KiB; the client pre-signs every request (fresh nonce each) and
-   drives keep-alive TLS connections with raw asyncio streams, so the server is
-   the bottleneck. Goal: overhead <= 15 %.
+   process, 127.0.0.1) with the signature guard against the same server with
+   verification off, on two servers:
+   - the node's peer API (``bench/crypto_node.py``): what ``dtim node run``
+     serves, SQLite store and all; every request is a gossip push of about
+     1 KiB of new reports, stored as a real push is. ``verify+sign`` is the
+     node's own app, ``off`` the same stack without the signature guard (the
+     peer named by its client certificate). Goal: overhead <= 15 %.
+   - an empty route that answers at once: the guard's floor, in absolute
+     terms (verify, and verify + signed response).
+   The client pre-signs every request (fresh nonce each) and drives keep-alive
+   TLS connections with raw asyncio streams, so the server is the bottleneck.
 2. Audit-log append rate: encrypted records/s against plain buffered file
    appends of the same JSON. Goal: >= 30 % of plain.
 
 Usage: .venv/bin/python bench/crypto.py [--n 3000] [--connections 8] [--records 200000]
+                                        [--rounds 2] [--routes node,empty]
 """
 
 from __future__ import annotations
@@ -22,10 +29,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+from crypto_node import (
+    NODE_MODES,
+    fresh_copy,
+    make_node,
+    node_requests,
+    push_bodies,
+    serve_node,
+    signed_request,
+)
 
 from dtim.crypto.auditlog import AuditLog, timestamp
 from dtim.crypto.certs import issue_node_certificates
@@ -116,20 +133,7 @@ def build_requests(root: Path, count: int, port: int) -> list[bytes]:
     body = orjson.dumps({"indicators": [{"type": "ipv4", "value": "203.0.113.9"}], "pad": ""})
     body = body[:-2] + b"x" * (1024 - len(body)) + b'"}'
     assert len(body) == 1024
-    requests = []
-    for _ in range(count):
-        signed = signer.sign_request(
-            method="POST", path=PATH, query=None, body=body, recipient=server.node_id
-        )
-        head = [
-            f"POST {PATH} HTTP/1.1",
-            f"host: 127.0.0.1:{port}",
-            "content-type: application/json",
-            f"content-length: {len(body)}",
-            *(f"{k}: {v}" for k, v in signed.headers),
-        ]
-        requests.append(("\r\n".join(head) + "\r\n\r\n").encode() + body)
-    return requests
+    return [signed_request(signer, PATH, body, server.node_id, port) for _ in range(count)]
 
 
 async def drive(port: int, ctx: ssl.SSLContext, requests: list[bytes], connections: int) -> float:
@@ -166,24 +170,30 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def http_rate(root: Path, mode: str, n: int, connections: int) -> tuple[float, float]:
-    """(wall-clock requests/s, requests per server CPU second)."""
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", mode, "--root", str(root)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+def http_rate(
+    serve: list[str],
+    make_requests: Callable[[int, int], list[bytes]],
+    client_certs: Path,
+    server_ca: Path,
+    n: int,
+    connections: int,
+) -> tuple[float, float]:
+    """(wall-clock requests/s, requests per server CPU second) of one server process.
+
+    ``serve`` are the arguments that start it; ``make_requests(count, port)`` builds
+    ``count`` requests (a warm-up's, then the timed ones).
+    """
+    proc = subprocess.Popen([sys.executable, __file__, *serve], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
-        certs = root / "client" / "certs"
         ctx = client_context(
-            certs / "node.crt",
-            certs / "node.key",
-            trusted_pems=[(root / "server" / "certs" / "ca.crt").read_text()],
+            client_certs / "node.crt",
+            client_certs / "node.key",
+            trusted_pems=[server_ca.read_text()],
         )
-        asyncio.run(drive(port, ctx, build_requests(root, 300, port), connections))  # warm-up
-        requests = build_requests(root, n, port)
+        asyncio.run(drive(port, ctx, make_requests(300, port), connections))  # warm-up
+        requests = make_requests(n, port)
         cpu_before = cpu_seconds(proc.pid)
         wall = asyncio.run(drive(port, ctx, requests, connections))
         return wall, n / (cpu_seconds(proc.pid) - cpu_before)
@@ -250,45 +260,101 @@ def crypto_costs(root: Path, count: int) -> tuple[float, float]:
     return verify_us, (time.process_time() - started) / count * 1e6
 
 
+def measure(
+    modes: Sequence[str],
+    run: Callable[[str, int], tuple[float, float]],
+    rounds: int,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Best wall and per-server-CPU rates of each mode over ``rounds`` alternating rounds."""
+    wall = {mode: 0.0 for mode in modes}
+    per_cpu = {mode: 0.0 for mode in modes}
+    for number in range(rounds):
+        for mode in modes:
+            rate, cpu_rate = run(mode, number)
+            wall[mode] = max(wall[mode], rate)
+            per_cpu[mode] = max(per_cpu[mode], cpu_rate)
+    return wall, per_cpu
+
+
+def print_rates(wall: dict[str, float], per_cpu: dict[str, float]) -> None:
+    print("  mode           wall req/s  overhead   req per server-CPU-s  overhead")
+    for mode in wall:
+        print(
+            f"  {mode:<12} {wall[mode]:10.0f}  {1 - wall[mode] / wall['off']:8.1%}"
+            f"   {per_cpu[mode]:18.0f}  {1 - per_cpu[mode] / per_cpu['off']:8.1%}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=3000, help="timed requests per mode")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--records", type=int, default=200_000, help="audit records")
     parser.add_argument("--rounds", type=int, default=2, help="best of this many per mode")
+    parser.add_argument(
+        "--routes", default="node,empty", help="which servers to measure: node, empty or both"
+    )
     parser.add_argument("--serve", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-node", choices=NODE_MODES, help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.root)
         return
+    if args.serve_node:
+        serve_node(args.serve_node, args.root)
+        return
+    routes = set(args.routes.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_material(root)
-        wall = {mode: 0.0 for mode in MODES}
-        per_cpu = {mode: 0.0 for mode in MODES}
-        for _ in range(args.rounds):
-            for mode in MODES:
-                rate, cpu_rate = http_rate(root, mode, args.n, args.connections)
-                wall[mode] = max(wall[mode], rate)
-                per_cpu[mode] = max(per_cpu[mode], cpu_rate)
-        print(
-            f"signed requests, 1 KiB bodies, {args.n} requests, best of {args.rounds} rounds, "
-            f"{args.connections} keep-alive mTLS connections, {os.cpu_count()} CPUs, "
-            f"load average {os.getloadavg()[0]:.1f}"
+        client, client_certs = root / "client", root / "client" / "certs"
+        header = (
+            f"{args.n} requests, best of {args.rounds} rounds, {args.connections} keep-alive "
+            f"mTLS connections, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
         )
-        print("  mode           wall req/s  overhead   req per server-CPU-s  overhead")
-        for mode in MODES:
+        if "node" in routes:
+            make_node(root, client)
+            bodies = {300: push_bodies(client, 300, 0), args.n: push_bodies(client, args.n, 10**6)}
+            runs = iter(range(2 * args.rounds))
+
+            def run_node(mode: str, _round: int) -> tuple[float, float]:
+                home = fresh_copy(root, next(runs))  # every run starts from the same store
+                return http_rate(
+                    ["--serve-node", mode, "--root", str(home)],
+                    lambda count, port: node_requests(client, home, bodies[count], port),
+                    client_certs,
+                    home / "certs" / "ca.crt",
+                    args.n,
+                    args.connections,
+                )
+
+            wall, per_cpu = measure(NODE_MODES, run_node, args.rounds)
+            size = sum(map(len, bodies[args.n])) / args.n
+            print(f"node's gossip push route, {size:.0f}-byte bodies of new reports, {header}")
+            print_rates(wall, per_cpu)
+            print(f"  server CPU per request with verification off: {1e6 / per_cpu['off']:.0f} us")
+        if "empty" in routes:
+
+            def run_empty(mode: str, _round: int) -> tuple[float, float]:
+                return http_rate(
+                    ["--serve", mode, "--root", str(root)],
+                    lambda count, port: build_requests(root, count, port),
+                    client_certs,
+                    root / "server" / "certs" / "ca.crt",
+                    args.n,
+                    args.connections,
+                )
+
+            wall, per_cpu = measure(MODES, run_empty, args.rounds)
+            print(f"empty route (answers at once), 1 KiB bodies, {header}")
+            print_rates(wall, per_cpu)
+            verify_us, sign_us = crypto_costs(root, min(args.n, 2000))
             print(
-                f"  {mode:<12} {wall[mode]:10.0f}  {1 - wall[mode] / wall['off']:8.1%}"
-                f"   {per_cpu[mode]:18.0f}  {1 - per_cpu[mode] / per_cpu['off']:8.1%}"
+                f"  in-process CPU per request: verify {verify_us:.0f} us, "
+                f"response signature {sign_us:.0f} us; server CPU per request with "
+                f"verification off: {1e6 / per_cpu['off']:.0f} us"
             )
-        verify_us, sign_us = crypto_costs(root, min(args.n, 2000))
-        print(
-            f"  in-process CPU per request: verify {verify_us:.0f} us, "
-            f"response signature {sign_us:.0f} us; server CPU per request with "
-            f"verification off: {1e6 / per_cpu['off']:.0f} us"
-        )
         plain, encrypted = log_rates(root, args.records)
         print(f"audit log, {args.records} records")
         print(f"  plain buffered   {plain:10.0f} records/s")
