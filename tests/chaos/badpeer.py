@@ -9,8 +9,8 @@ never answered (``mode="hang"``).
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,6 +22,8 @@ from dtim.crypto.identity import create_identity, load_identity
 from dtim.crypto.tls import ClientCertMode, issue_node_certificates, server_context
 from dtim.gossip.nodeinfo import NODE_PATH, node_document
 
+SPAWN = multiprocessing.get_context("spawn")
+"""A fresh interpreter: no copy of the test process's threads and loops."""
 GARBAGE = os.urandom(4096)
 """What the garbage peer answers (random bytes declared as JSON)."""
 
@@ -36,11 +38,17 @@ def bad_peer_home(home: Path) -> Path:
 
 
 class BadPeer:
-    """The server; :meth:`running` starts it in a thread and stops it at the end."""
+    """The server; :meth:`running` starts it in a process of its own and stops it at the end.
+
+    A process, not a thread of the test's: the connections it drops mid-TLS-close (or
+    mid-handshake) when stopped end with it, instead of being collected later in the
+    test process, where an unclosed transport's warning fails whatever test runs then.
+    """
 
     def __init__(self, home: Path, port: int, mode: str) -> None:
         if mode not in ("garbage", "hang"):
             raise ValueError(f"mode must be 'garbage' or 'hang', not {mode!r}")
+        self.home = home
         self.mode = mode
         self.port = port
         identity = load_identity(home / "keys")
@@ -54,13 +62,13 @@ class BadPeer:
                 software="dtim/bad-peer",
             )
         )
-        self.tls = server_context(
-            home / "certs" / "node.crt",
-            home / "certs" / "node.key",
-            client_cert=ClientCertMode.NONE,
-        )
-        self.requests = 0
+        self._requests = SPAWN.Value("i", 0)
+        self._started = SPAWN.Event()
+
+    @property
+    def requests(self) -> int:
         """Requests other than the node document (gossip the honest node tried)."""
+        return int(self._requests.value)
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -69,7 +77,8 @@ class BadPeer:
             if target == NODE_PATH:
                 await self._send(writer, self.document)
                 return
-            self.requests += 1
+            with self._requests.get_lock():
+                self._requests.value += 1
             if self.mode == "garbage":
                 await self._send(writer, GARBAGE)
             else:
@@ -88,30 +97,31 @@ class BadPeer:
         )
         await writer.drain()
 
+    def serve(self) -> None:
+        """The process's work: serve until killed."""
+        tls = server_context(
+            self.home / "certs" / "node.crt",
+            self.home / "certs" / "node.key",
+            client_cert=ClientCertMode.NONE,
+        )
+
+        async def main() -> None:
+            server = await asyncio.start_server(self._answer, "127.0.0.1", self.port, ssl=tls)
+            self._started.set()
+            async with server:
+                await server.serve_forever()
+
+        asyncio.run(main())
+
     @contextmanager
     def running(self) -> Iterator[BadPeer]:
-        """Serve in a background thread until the block ends."""
-        loop = asyncio.new_event_loop()
-        started = threading.Event()
-        stop = asyncio.Event()
-
-        async def serve() -> None:
-            server = await asyncio.start_server(self._answer, "127.0.0.1", self.port, ssl=self.tls)
-            started.set()
-            async with server:
-                await stop.wait()
-                hung = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-                for task in hung:
-                    task.cancel()
-                await asyncio.gather(*hung, return_exceptions=True)
-
-        thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-        thread.start()
-        if not started.wait(10):
-            raise RuntimeError("the bad peer did not start")
+        """Serve in a process of its own until the block ends."""
+        process = SPAWN.Process(target=self.serve, name=f"bad-peer-{self.mode}")
+        process.start()
         try:
+            if not self._started.wait(30):
+                raise RuntimeError("the bad peer did not start")
             yield self
         finally:
-            loop.call_soon_threadsafe(stop.set)
-            thread.join(10)
-            loop.close()
+            process.kill()
+            process.join(10)
