@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+from child_server import serve_and_announce
 from crypto_node import (
     NODE_MODES,
     fresh_copy,
@@ -55,6 +56,8 @@ from dtim.model.indicator import JsonValue
 
 PATH = "/api/v1/indicators/gossip"
 MODES = ("off", "verify", "verify+sign")
+WARM_UP = 300
+"""Requests sent before the timed ones (their own, never the timed ones again)."""
 
 
 def serve(mode: str, root: Path) -> None:
@@ -109,11 +112,7 @@ def serve(mode: str, root: Path) -> None:
     server = uvicorn.Server(config)
 
     async def main() -> None:
-        task = asyncio.ensure_future(server.serve())
-        while not server.started:  # noqa: ASYNC110  # uvicorn exposes only this flag
-            await asyncio.sleep(0.01)
-        print(server.servers[0].sockets[0].getsockname()[1], flush=True)
-        await task
+        await serve_and_announce(server)
 
     asyncio.run(main())
 
@@ -172,7 +171,7 @@ def cpu_seconds(pid: int) -> float:
 
 def http_rate(
     serve: list[str],
-    make_requests: Callable[[int, int], list[bytes]],
+    make_requests: Callable[[bool, int], list[bytes]],
     client_certs: Path,
     server_ca: Path,
     n: int,
@@ -180,8 +179,8 @@ def http_rate(
 ) -> tuple[float, float]:
     """(wall-clock requests/s, requests per server CPU second) of one server process.
 
-    ``serve`` are the arguments that start it; ``make_requests(count, port)`` builds
-    ``count`` requests (a warm-up's, then the timed ones).
+    ``serve`` are the arguments that start it; ``make_requests(warming_up, port)``
+    builds the warm-up's requests, then the timed ones.
     """
     proc = subprocess.Popen([sys.executable, __file__, *serve], stdout=subprocess.PIPE, text=True)
     try:
@@ -192,8 +191,8 @@ def http_rate(
             client_certs / "node.key",
             trusted_pems=[server_ca.read_text()],
         )
-        asyncio.run(drive(port, ctx, make_requests(300, port), connections))  # warm-up
-        requests = make_requests(n, port)
+        asyncio.run(drive(port, ctx, make_requests(True, port), connections))
+        requests = make_requests(False, port)
         cpu_before = cpu_seconds(proc.pid)
         wall = asyncio.run(drive(port, ctx, requests, connections))
         return wall, n / (cpu_seconds(proc.pid) - cpu_before)
@@ -315,14 +314,16 @@ def main() -> None:
         )
         if "node" in routes:
             make_node(root, client)
-            bodies = {300: push_bodies(client, 300, 0), args.n: push_bodies(client, args.n, 10**6)}
+            warm_up, timed = push_bodies(client, WARM_UP, 0), push_bodies(client, args.n, 10**6)
             runs = iter(range(2 * args.rounds))
 
             def run_node(mode: str, _round: int) -> tuple[float, float]:
                 home = fresh_copy(root, next(runs))  # every run starts from the same store
                 return http_rate(
                     ["--serve-node", mode, "--root", str(home)],
-                    lambda count, port: node_requests(client, home, bodies[count], port),
+                    lambda warming, port: node_requests(
+                        client, home, warm_up if warming else timed, port
+                    ),
                     client_certs,
                     home / "certs" / "ca.crt",
                     args.n,
@@ -330,7 +331,7 @@ def main() -> None:
                 )
 
             wall, per_cpu = measure(NODE_MODES, run_node, args.rounds)
-            size = sum(map(len, bodies[args.n])) / args.n
+            size = sum(map(len, timed)) / args.n
             print(f"node's gossip push route, {size:.0f}-byte bodies of new reports, {header}")
             print_rates(wall, per_cpu)
             print(f"  server CPU per request with verification off: {1e6 / per_cpu['off']:.0f} us")
@@ -339,7 +340,9 @@ def main() -> None:
             def run_empty(mode: str, _round: int) -> tuple[float, float]:
                 return http_rate(
                     ["--serve", mode, "--root", str(root)],
-                    lambda count, port: build_requests(root, count, port),
+                    lambda warming, port: build_requests(
+                        root, WARM_UP if warming else args.n, port
+                    ),
                     client_certs,
                     root / "server" / "certs" / "ca.crt",
                     args.n,

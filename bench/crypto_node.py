@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+from child_server import serve_and_announce
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' report factory
@@ -146,12 +147,7 @@ def serve_node(mode: str, home_root: Path) -> None:
         # IPPROTO_TCP: asyncio turns Nagle off only on connections of such sockets.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
-        server = uvicorn.Server(config)
-        task = asyncio.ensure_future(server.serve(sockets=[sock]))
-        while not server.started:  # noqa: ASYNC110  # uvicorn exposes only this flag
-            await asyncio.sleep(0.01)
-        print(sock.getsockname()[1], flush=True)
-        await task
+        await serve_and_announce(uvicorn.Server(config), [sock])
 
     asyncio.run(main())
 

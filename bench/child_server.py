@@ -1,0 +1,21 @@
+"""Run a benchmark's server in a child process and tell the parent where it listens."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import uvicorn
+
+
+async def serve_and_announce(
+    server: uvicorn.Server, sockets: list[socket.socket] | None = None
+) -> None:
+    """Run ``server``; once it listens, print its port on stdout (the parent reads one line)."""
+    task = asyncio.ensure_future(server.serve(sockets=sockets))
+    while not server.started:  # uvicorn exposes only this flag
+        if task.done():
+            task.result()  # it failed to start: raise why
+        await asyncio.sleep(0.01)
+    print(server.servers[0].sockets[0].getsockname()[1], flush=True)
+    await task
