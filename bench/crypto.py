@@ -261,15 +261,15 @@ def crypto_costs(root: Path, count: int) -> tuple[float, float]:
 
 def measure(
     modes: Sequence[str],
-    run: Callable[[str, int], tuple[float, float]],
+    run: Callable[[str], tuple[float, float]],
     rounds: int,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Best wall and per-server-CPU rates of each mode over ``rounds`` alternating rounds."""
     wall = {mode: 0.0 for mode in modes}
     per_cpu = {mode: 0.0 for mode in modes}
-    for number in range(rounds):
+    for _ in range(rounds):
         for mode in modes:
-            rate, cpu_rate = run(mode, number)
+            rate, cpu_rate = run(mode)
             wall[mode] = max(wall[mode], rate)
             per_cpu[mode] = max(per_cpu[mode], cpu_rate)
     return wall, per_cpu
@@ -317,7 +317,7 @@ def main() -> None:
             warm_up, timed = push_bodies(client, WARM_UP, 0), push_bodies(client, args.n, 10**6)
             runs = iter(range(2 * args.rounds))
 
-            def run_node(mode: str, _round: int) -> tuple[float, float]:
+            def run_node(mode: str) -> tuple[float, float]:
                 home = fresh_copy(root, next(runs))  # every run starts from the same store
                 return http_rate(
                     ["--serve-node", mode, "--root", str(home)],
@@ -337,7 +337,7 @@ def main() -> None:
             print(f"  server CPU per request with verification off: {1e6 / per_cpu['off']:.0f} us")
         if "empty" in routes:
 
-            def run_empty(mode: str, _round: int) -> tuple[float, float]:
+            def run_empty(mode: str) -> tuple[float, float]:
                 return http_rate(
                     ["--serve", mode, "--root", str(root)],
                     lambda warming, port: build_requests(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import socket
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' report factory
 
 from tests.gossip.reports import make_report
+from tests.servers import loopback_socket
 
 from dtim.api.mtls import TLS_PEER_STATE_KEY
 from dtim.api.signatures import PEER_STATE_KEY
@@ -144,10 +144,7 @@ def serve_node(mode: str, home_root: Path) -> None:
         config.log_config = None
         config.log_level = "error"
         config.access_log = False
-        # IPPROTO_TCP: asyncio turns Nagle off only on connections of such sockets.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        await serve_and_announce(uvicorn.Server(config), [sock])
+        await serve_and_announce(uvicorn.Server(config), [loopback_socket()])
 
     asyncio.run(main())
 

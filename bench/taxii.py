@@ -32,6 +32,10 @@ from typing import Any
 import httpx
 import orjson
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.servers
+
+from tests.servers import loopback_socket
+
 from dtim.model import FakeClock, Indicator, Tlp, make_indicator
 from dtim.model.clock import iso
 
@@ -189,10 +193,7 @@ def measure(
 ) -> dict[str, float] | None:
     """Start a server process, run the clients, report objects/s and p99."""
     ctx = mp.get_context("fork")
-    # IPPROTO_TCP: asyncio turns Nagle off only on connections of such sockets.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = loopback_socket()
     sock.listen(128)
     port = sock.getsockname()[1]
     ready = ctx.Event()

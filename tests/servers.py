@@ -18,6 +18,7 @@ requests carry the ASGI TLS extension (``scope["extensions"]["tls"]``) through
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import threading
 import time
@@ -32,6 +33,19 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from dtim.api.mtls import TLSExtensionMixin
 
 START_TIMEOUT = 10.0
+
+
+def loopback_socket() -> socket.socket:
+    """A TCP socket bound to 127.0.0.1 on a port the OS picks, for uvicorn's ``sockets=``.
+
+    Made with ``IPPROTO_TCP``: asyncio turns Nagle off only on connections of such
+    sockets; with ``socket.socket()`` (protocol 0) every response body waits about
+    40 ms for the client's delayed ACK.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 class PeerH11Protocol(TLSExtensionMixin, H11Protocol):

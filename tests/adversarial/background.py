@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import socket
 import ssl
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -25,6 +24,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from dtim.api.mtls import TLSExtensionMixin
+from tests.servers import loopback_socket
 
 T = TypeVar("T")
 START = 30.0
@@ -50,8 +50,7 @@ async def serve(app: Any, *, ssl_context: ssl.SSLContext | None = None) -> Async
     Yields the base URL: ``https://`` with a context (client certificates reach the
     app through the TLS scope extension), ``http://`` without.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # Nagle off
-    sock.bind(("127.0.0.1", 0))
+    sock = loopback_socket()
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,

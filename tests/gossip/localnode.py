@@ -26,6 +26,7 @@ from dtim.crypto.tls import issue_node_certificates
 from dtim.model import Indicator, Peer, PeerId, PeerStatus, SystemClock, make_indicator
 from dtim.service import GossipRuntime, build_gossip
 from dtim.store import Store
+from tests.servers import loopback_socket
 
 START = 10.0
 
@@ -141,11 +142,7 @@ async def local_nodes(
         stack.callback(_close_all, sockets)
         group = await stack.enter_async_context(asyncio.TaskGroup())
         for name in names:
-            # IPPROTO_TCP: asyncio turns Nagle off only on connections of such sockets
-            # (else each response's body waits ~40 ms for the client's delayed ACK).
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("127.0.0.1", 0))
+            sock = loopback_socket()
             sockets.append(sock)
             port = sock.getsockname()[1]
             url = f"https://127.0.0.1:{port}"
@@ -192,8 +189,7 @@ async def serving(app: Any, ssl_context: Any) -> AsyncIterator[str]:
     class Protocol(TLSExtensionMixin, H11Protocol):
         pass
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # Nagle off
-    sock.bind(("127.0.0.1", 0))
+    sock = loopback_socket()
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from dtim.taxii.accounts import AccountBook, make_account
 from dtim.taxii.backend import MemoryFeed
 from dtim.taxii.server import TaxiiServer, TaxiiSettings
 from dtim.taxii.wiring import PrivacySharer, privacy_acceptor
+from tests.servers import loopback_socket
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 PASSWORD = "correct horse battery staple"
@@ -99,8 +99,7 @@ class Running:
 def running(server: TaxiiServer) -> Iterator[Running]:
     """The TAXII app mounted at /taxii2 under uvicorn on 127.0.0.1, a free port."""
     app = Starlette(routes=[Mount("/taxii2", app=server.app())])
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # Nagle off
-    sock.bind(("127.0.0.1", 0))
+    sock = loopback_socket()
     config = uvicorn.Config(app, log_level="warning", lifespan="off")
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
