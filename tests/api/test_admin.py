@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -11,6 +11,7 @@ import pytest
 
 from dtim.api.auth import create_api_token, set_admin_password
 from dtim.crypto.keyring import Keyring
+from dtim.model import Tlp
 from dtim.store import Store
 from tests.web.harness import NOW, PASSWORD, SeededPeer, admin_app, csrf_in, log_in, make_home, seed
 
@@ -22,6 +23,7 @@ class Admin:
     client: httpx.AsyncClient
     home_keys: Path
     peer: SeededPeer
+    store: Store
 
 
 @pytest.fixture
@@ -35,7 +37,7 @@ async def admin(tmp_path: Path) -> AsyncIterator[Admin]:
         peer = await seed(home, store)
         transport = httpx.ASGITransport(app=admin_app(home, store))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield Admin(client, home.keys_dir, peer)
+            yield Admin(client, home.keys_dir, peer, store)
     finally:
         await store.close()
 
@@ -287,6 +289,35 @@ async def test_every_page_renders(admin: Admin) -> None:
     listing = await admin.client.get("/indicators?type=ipv4")
     assert 'id="next-page"' in listing.text
     assert (await admin.client.get("/static/dtim.css")).status_code == 200
+
+
+async def test_indicator_table_rows_show_the_store_and_escape_it(admin: Admin) -> None:
+    await _session(admin)
+    evil = await admin.store.find_indicator("domain", "evil.example")
+    assert evil is not None
+    listing = await admin.client.get("/indicators", params={"q": "evil.example"})
+    assert (
+        f'<tr><td class="value"><a href="/indicators/{evil.id}">evil.example</a></td>'
+        '<td>domain</td><td><span class="tlp tlp-green">green</span></td>'
+        '<td class="num">85</td><td class="num">1</td><td>nginx_access</td>'
+        f'<td class="nowrap">{evil.last_seen:%Y-%m-%d %H:%M}</td></tr>'
+    ) in listing.text
+    # Values from peers are validated on the way in; the page must not rely on it.
+    hostile = replace(
+        evil,
+        value='<img src=x onerror="alert(1)">.example',
+        tlp=Tlp.AMBER_STRICT,
+        sources=("peer<b>", 'a"b'),
+    )
+    await admin.store.replace_indicator(hostile)
+    listing = await admin.client.get("/indicators")  # the latest change comes first
+    assert "<img" not in listing.text
+    assert "<b>" not in listing.text
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;.example" in listing.text
+    assert "peer&lt;b&gt;, a&quot;b" in listing.text
+    assert '<span class="tlp tlp-amber-strict">amber+strict</span>' in listing.text
+    empty = await admin.client.get("/indicators", params={"q": "nothing.invalid"})
+    assert "No indicators match." in empty.text
 
 
 async def test_secure_cookie_when_served_over_tls(tmp_path: Path) -> None:

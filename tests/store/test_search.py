@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from dtim.errors import ValidationError
 from dtim.model import make_indicator
-from dtim.store import IndicatorEvent, IndicatorSearch, SortKey, Store
+from dtim.store import IndicatorEvent, IndicatorSearch, IndicatorSummary, SortKey, Store
 from dtim.store.netkeys import indicator_range, network_range
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -114,11 +115,42 @@ async def test_keyset_pages_visit_every_row_once_in_order(
         assert confidences == sorted(confidences, reverse=descending)
 
 
+@pytest.mark.parametrize("sort", [SortKey.CHANGED, SortKey.FIRST_SEEN, SortKey.VALUE])
+async def test_summaries_are_the_same_pages_as_whole_indicators(
+    store: Store, sort: SortKey
+) -> None:
+    await _fill(store)
+    search = IndicatorSearch(sort=sort, limit=3)
+    for _ in range(3):  # three pages of three, the last one short
+        whole = await store.search_indicators(search)
+        summary = await store.search_indicator_summaries(search)
+        assert summary.next_cursor == whole.next_cursor
+        assert summary.mode == whole.mode
+        assert summary.items == tuple(
+            IndicatorSummary(
+                i.id,
+                i.type,
+                i.value,
+                i.tlp.value,
+                i.confidence,
+                i.sightings,
+                i.sources,
+                i.last_seen,
+            )
+            for i in whole.items
+        )
+        search = replace(search, cursor=whole.next_cursor)
+    assert whole.next_cursor is None
+    assert len(whole.items) == 2
+
+
 async def test_bad_cursor_and_limit_are_refused(store: Store) -> None:
     with pytest.raises(ValidationError, match="cursor"):
         await store.search_indicators(IndicatorSearch(cursor="garbage!!"))
     with pytest.raises(ValidationError, match="limit"):
         await store.search_indicators(IndicatorSearch(limit=0))
+    with pytest.raises(ValidationError, match="cursor"):
+        await store.search_indicator_summaries(IndicatorSearch(cursor="garbage!!"))
 
 
 async def test_stats_and_history(store: Store) -> None:

@@ -42,6 +42,7 @@ from dtim.store import (
     IndicatorPage,
     IndicatorSearch,
     IndicatorStats,
+    IndicatorSummary,
     Store,
     StoreCounts,
 )
@@ -226,9 +227,13 @@ class AdminOps:
 
     # -- indicators ---------------------------------------------------------
 
-    async def search(self, search: IndicatorSearch) -> IndicatorPage:
+    async def search(self, search: IndicatorSearch) -> IndicatorPage[Indicator]:
         """One page of indicators."""
         return await self.ctx.store.search_indicators(search)
+
+    async def search_summaries(self, search: IndicatorSearch) -> IndicatorPage[IndicatorSummary]:
+        """One page of the dashboard's indicator table."""
+        return await self.ctx.store.search_indicator_summaries(search)
 
     async def detail(self, indicator_id: str) -> IndicatorDetail:
         """Everything about one indicator, evidence decrypted.

@@ -7,6 +7,7 @@ from dtim.store.search import (
     IndicatorPage,
     IndicatorSearch,
     IndicatorStats,
+    IndicatorSummary,
     SortKey,
 )
 from dtim.store.tables import MAX_SEQUENCE
@@ -19,6 +20,7 @@ __all__ = [
     "IndicatorQuery",
     "IndicatorSearch",
     "IndicatorStats",
+    "IndicatorSummary",
     "SortKey",
     "Store",
     "StoreCounts",

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy import Select, and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 
 from dtim.errors import StoreError
@@ -48,11 +48,15 @@ from dtim.store.search import (
     IndicatorPage,
     IndicatorSearch,
     IndicatorStats,
+    IndicatorSummary,
+    Item,
     add_event,
     events_for,
+    fetch_page,
+    indicator_of,
     indicator_stats,
-    run_search,
     search_statement,
+    summary_of,
 )
 from dtim.store.tables import indicators, peers, sequence, sightings, state, tail_positions
 
@@ -439,18 +443,32 @@ class Store:
 
     # -- dashboard (queries in search.py) -------------------------------------
 
-    async def search_indicators(self, search: IndicatorSearch) -> IndicatorPage:
+    async def search_indicators(self, search: IndicatorSearch) -> IndicatorPage[Indicator]:
         """One keyset-paginated page of a dashboard search (see :class:`IndicatorSearch`).
 
         Raises:
             ValidationError: a malformed cursor or limit.
         """
-        dialect = self.dialect
-        search_statement(search, dialect)  # validate before leaving the event loop
+        stmt, mode = search_statement(search, self.dialect)
+        return await self._page(stmt, mode, search.limit, indicator_of)
 
-        def work() -> IndicatorPage:
+    async def search_indicator_summaries(
+        self, search: IndicatorSearch
+    ) -> IndicatorPage[IndicatorSummary]:
+        """:meth:`search_indicators`, each indicator as the dashboard's table shows it.
+
+        Raises:
+            ValidationError: a malformed cursor or limit.
+        """
+        stmt, mode = search_statement(search, self.dialect, summary=True)
+        return await self._page(stmt, mode, search.limit, summary_of)
+
+    async def _page(
+        self, stmt: Select[Any], mode: str, limit: int, build: Callable[[Row[Any]], Item]
+    ) -> IndicatorPage[Item]:
+        def work() -> IndicatorPage[Item]:
             with self._read() as conn:
-                return run_search(conn, search, dialect)
+                return fetch_page(conn, stmt, mode, limit, build)
 
         return await self._run(work)
 

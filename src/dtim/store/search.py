@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import orjson
 from sqlalchemy import BigInteger as SaBigInteger
 from sqlalchemy import ColumnElement, Select, and_, cast, func, literal, or_, select, tuple_
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 
 from dtim.errors import ValidationError
 from dtim.model import Indicator, JsonObject, JsonValue, infer_type, normalize, refang
@@ -76,11 +76,34 @@ class IndicatorSearch:
     limit: int = 50
 
 
+class IndicatorSummary(NamedTuple):
+    """What the dashboard's indicator table shows of one indicator, and nothing more.
+
+    A table page reads these instead of whole :class:`Indicator` objects: rebuilding
+    tags, recipients, custom fields and four timestamps for 50 rows took longer than
+    the query that found them.
+    """
+
+    id: str
+    type: str
+    value: str
+    tlp: str
+    confidence: int
+    sightings: int
+    sources: tuple[str, ...]
+    last_seen: datetime
+
+
+_SUMMARY_COLUMNS = tuple(indicators.c[name] for name in IndicatorSummary._fields)
+
+Item = TypeVar("Item", Indicator, IndicatorSummary)
+
+
 @dataclass(frozen=True, slots=True)
-class IndicatorPage:
+class IndicatorPage(Generic[Item]):
     """One page of results and the cursor of the next (None on the last page)."""
 
-    items: tuple[Indicator, ...]
+    items: tuple[Item, ...]
     next_cursor: str | None
     mode: str
     """How the text was read: ``all``, ``prefix``, ``address`` or ``network``."""
@@ -167,8 +190,13 @@ def _bytewise(column: Any, dialect: str) -> Any:
     return column.collate("C") if dialect == "postgresql" else column
 
 
-def search_statement(search: IndicatorSearch, dialect: str) -> tuple[Select[Any], str]:
+def search_statement(
+    search: IndicatorSearch, dialect: str, *, summary: bool = False
+) -> tuple[Select[Any], str]:
     """The SELECT for one page of ``search`` (``limit + 1`` rows) and the text's mode.
+
+    The rows hold every column (or, with ``summary``, those of
+    :class:`IndicatorSummary`), then the row's seq and sort value for the cursor.
 
     Raises:
         ValidationError: a malformed cursor or limit.
@@ -237,22 +265,49 @@ def search_statement(search: IndicatorSearch, dialect: str) -> tuple[Select[Any]
     order: list[Any] = [column.desc() if search.descending else column.asc()]
     if search.sort is not SortKey.CHANGED:
         order.append(indicators.c.seq.desc() if search.descending else indicators.c.seq.asc())
-    stmt = select(indicators).where(*conditions).order_by(*order).limit(search.limit + 1)
+    shown = _SUMMARY_COLUMNS if summary else tuple(indicators.c)
+    cursor_columns = (indicators.c.seq.label("cursor_seq"), column.label("cursor_key"))
+    stmt = (
+        select(*shown, *cursor_columns).where(*conditions).order_by(*order).limit(search.limit + 1)
+    )
     return stmt, mode
 
 
-def run_search(conn: Connection, search: IndicatorSearch, dialect: str) -> IndicatorPage:
-    """Execute :func:`search_statement` and build the page."""
-    stmt, mode = search_statement(search, dialect)
-    rows = list(conn.execute(stmt).mappings())
-    more = len(rows) > search.limit
-    rows = rows[: search.limit]
+def fetch_page(
+    conn: Connection,
+    stmt: Select[Any],
+    mode: str,
+    limit: int,
+    build: Callable[[Row[Any]], Item],
+) -> IndicatorPage[Item]:
+    """Run a :func:`search_statement` and make its rows into ``build``'s items."""
+    rows = list(conn.execute(stmt))
     next_cursor = None
-    if more and rows:
-        last = rows[-1]
-        sort_value = last["seq"] if search.sort is SortKey.CHANGED else last[search.sort.value]
-        next_cursor = encode_cursor(sort_value, last["seq"])
-    return IndicatorPage(tuple(indicator_from_row(r) for r in rows), next_cursor, mode)
+    if len(rows) > limit:
+        del rows[limit:]
+        *_, seq, sort_value = rows[-1]
+        next_cursor = encode_cursor(sort_value, seq)
+    return IndicatorPage(tuple(build(row) for row in rows), next_cursor, mode)
+
+
+def indicator_of(row: Row[Any]) -> Indicator:
+    """The whole indicator from a full :func:`search_statement` row."""
+    return indicator_from_row(row._mapping)
+
+
+def summary_of(row: Row[Any]) -> IndicatorSummary:
+    """The table row from a ``summary`` :func:`search_statement` row."""
+    id_, type_, value, tlp, confidence, sightings, sources, last_seen, *_ = row
+    return IndicatorSummary(
+        id_,
+        type_,
+        value,
+        tlp,
+        confidence,
+        sightings,
+        tuple(orjson.loads(sources)),
+        from_epoch(last_seen),
+    )
 
 
 def indicator_stats(

@@ -28,6 +28,7 @@ from dtim.api.admin_guard import CsrfError, NotAuthenticatedError, current_sessi
 from dtim.api.admin_ops import AdminContext, AdminOps, NotFoundError
 from dtim.api.auth import SESSION_COOKIE, AdminAuth, AuthPolicy, LoginRefused
 from dtim.errors import DTIMError, ValidationError
+from dtim.web.indicator_rows import indicator_rows
 from dtim.web.pages import pages_router
 
 HERE = Path(__file__).parent
@@ -55,7 +56,9 @@ def create_admin_app(
     auth = AdminAuth(context.keys_dir, auth_policy, context.clock)
     ops = AdminOps(context)
     templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.auto_reload = False  # they ship in the package: no stat() per page
     templates.env.globals["version"] = __version__
+    templates.env.filters["indicator_rows"] = indicator_rows
     app.state.auth = auth
     app.state.ops = ops
 

@@ -163,7 +163,7 @@ def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> 
             cursor=params.get("cursor", ""),
             now=ops.ctx.clock.now(),
         )
-        page = await ops.search(search)
+        page = await ops.search_summaries(search)
         kept = {k: v for k, v in params.items() if k not in ("cursor", "notice") and v}
         next_url = None
         if page.next_cursor:
