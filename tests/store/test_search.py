@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -151,6 +152,35 @@ async def test_bad_cursor_and_limit_are_refused(store: Store) -> None:
         await store.search_indicators(IndicatorSearch(limit=0))
     with pytest.raises(ValidationError, match="cursor"):
         await store.search_indicator_summaries(IndicatorSearch(cursor="garbage!!"))
+
+
+async def test_a_cursor_of_one_order_is_refused_in_another(store: Store) -> None:
+    await _fill(store)
+    by_value = await store.search_indicators(IndicatorSearch(sort=SortKey.VALUE, limit=2))
+    assert by_value.next_cursor is not None
+    for other in (SortKey.CONFIDENCE, SortKey.LAST_SEEN):
+        with pytest.raises(ValidationError, match="does not belong to a"):
+            await store.search_indicators(IndicatorSearch(sort=other, cursor=by_value.next_cursor))
+
+
+@pytest.mark.parametrize(
+    ("sort", "forged"),
+    [
+        (SortKey.CONFIDENCE, b"[3000000000,5]"),  # past PostgreSQL's integer
+        (SortKey.CONFIDENCE, b"[9223372036854775808,5]"),  # past SQLite's
+        (SortKey.CONFIDENCE, b"[true,5]"),
+        (SortKey.VALUE, b'["a\\u0000b",5]'),  # PostgreSQL text holds no NUL
+        (SortKey.LAST_SEEN, b'["yesterday",5]'),
+        (SortKey.CHANGED, b"[1,9223372036854775808]"),
+    ],
+)
+async def test_forged_cursors_are_bad_input_not_database_errors(
+    store: Store, sort: SortKey, forged: bytes
+) -> None:
+    await _fill(store)
+    cursor = base64.urlsafe_b64encode(forged).decode().rstrip("=")
+    with pytest.raises(ValidationError, match="cursor"):
+        await store.search_indicator_summaries(IndicatorSearch(sort=sort, cursor=cursor))
 
 
 async def test_stats_and_history(store: Store) -> None:

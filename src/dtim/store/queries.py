@@ -50,12 +50,13 @@ from dtim.store.search import (
     IndicatorStats,
     IndicatorSummary,
     Item,
+    PreparedSearch,
     add_event,
     events_for,
     fetch_page,
     indicator_of,
     indicator_stats,
-    search_statement,
+    prepare_search,
     summary_of,
 )
 from dtim.store.tables import indicators, peers, sequence, sightings, state, tail_positions
@@ -449,8 +450,7 @@ class Store:
         Raises:
             ValidationError: a malformed cursor or limit.
         """
-        stmt, mode = search_statement(search, self.dialect)
-        return await self._page(stmt, mode, search.limit, indicator_of)
+        return await self._page(prepare_search(search, self.dialect), indicator_of)
 
     async def search_indicator_summaries(
         self, search: IndicatorSearch
@@ -460,15 +460,14 @@ class Store:
         Raises:
             ValidationError: a malformed cursor or limit.
         """
-        stmt, mode = search_statement(search, self.dialect, summary=True)
-        return await self._page(stmt, mode, search.limit, summary_of)
+        return await self._page(prepare_search(search, self.dialect, summary=True), summary_of)
 
     async def _page(
-        self, stmt: Select[Any], mode: str, limit: int, build: Callable[[Row[Any]], Item]
+        self, prepared: PreparedSearch, build: Callable[[Row[Any]], Item]
     ) -> IndicatorPage[Item]:
         def work() -> IndicatorPage[Item]:
             with self._read() as conn:
-                return fetch_page(conn, stmt, mode, limit, build)
+                return fetch_page(conn, prepared, build)
 
         return await self._run(work)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,8 +19,20 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 import orjson
 from sqlalchemy import BigInteger as SaBigInteger
-from sqlalchemy import ColumnElement, Select, and_, cast, func, literal, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    cast,
+    func,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql.elements import BindParameter
 
 from dtim.errors import ValidationError
 from dtim.model import Indicator, JsonObject, JsonValue, infer_type, normalize, refang
@@ -190,104 +204,178 @@ def _bytewise(column: Any, dialect: str) -> Any:
     return column.collate("C") if dialect == "postgresql" else column
 
 
-def search_statement(
+@dataclass(frozen=True, slots=True)
+class PreparedSearch:
+    """A search as SQL: a statement shared by every search of its shape, and this one's values."""
+
+    statement: Select[Any]
+    params: dict[str, Any]
+    mode: str
+    """How the text was read: ``all``, ``prefix``, ``address`` or ``network``."""
+    limit: int
+
+
+class _Shape(NamedTuple):
+    """What decides the SQL text of a search; its values are bound parameters."""
+
+    mode: str
+    params: frozenset[str]
+    sort: SortKey
+    descending: bool
+    summary: bool
+    dialect: str
+
+
+def prepare_search(
     search: IndicatorSearch, dialect: str, *, summary: bool = False
-) -> tuple[Select[Any], str]:
-    """The SELECT for one page of ``search`` (``limit + 1`` rows) and the text's mode.
+) -> PreparedSearch:
+    """The SELECT for one page of ``search`` (``limit + 1`` rows) and its parameters.
 
     The rows hold every column (or, with ``summary``, those of
     :class:`IndicatorSummary`), then the row's seq and sort value for the cursor.
+    Statements are cached per shape (text mode, filters present, order): building
+    and hashing a new one for every page cost about as much as SQLite's reading.
 
     Raises:
         ValidationError: a malformed cursor or limit.
     """
     if not 1 <= search.limit <= MAX_PAGE:
         raise ValidationError("limit", f"must be 1-{MAX_PAGE}, got {search.limit}")
-    conditions: list[ColumnElement[bool]] = []
+    params: dict[str, Any] = {"page_rows": search.limit + 1}
     mode = "all"
     text = search.text.strip()
     if text:
         network = network_range(refang(text))
         if network is not None and "/" in text:
             mode = "network"
-            lo, hi = network
-            conditions += [
-                indicators.c.type.in_(sorted(NETWORK_TYPES)),
-                indicators.c.net_lo >= lo,
-                indicators.c.net_lo <= hi,
-                indicators.c.net_hi <= hi,
-            ]
+            params["net_lo"], params["net_hi"] = network
         elif network is not None:
             mode = "address"
-            key = network[0]
-            exact = and_(indicators.c.type.in_(("ipv4", "ipv6")), indicators.c.net_lo == key)
-            # Networks that contain the address: they start at or below it, in its family.
-            containing = and_(
-                indicators.c.type == "cidr",
-                indicators.c.net_lo >= key[0],
-                indicators.c.net_lo <= key,
-                indicators.c.net_hi >= key,
-            )
-            conditions.append(or_(exact, containing))
+            params["address"] = network[0]
+            params["family"] = network[0][0]
         else:
             mode = "prefix"
-            lower, upper = _prefix_bounds(_search_term(text))
-            value = _bytewise(indicators.c.value, dialect)
-            conditions.append(value >= lower)
+            params["prefix"], upper = _prefix_bounds(_search_term(text))
             if upper is not None:
-                conditions.append(value < upper)
+                params["prefix_end"] = upper
     if search.type:
-        conditions.append(indicators.c.type == search.type)
+        params["type"] = search.type
     if search.tlp:
-        conditions.append(indicators.c.tlp == search.tlp)
+        params["tlp"] = search.tlp
     if search.source:
         escaped = search.source.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(indicators.c.sources.like(f'%"{escaped}"%', escape="\\"))
+        params["source_pattern"] = f'%"{escaped}"%'
     if search.min_confidence is not None:
-        conditions.append(indicators.c.confidence >= search.min_confidence)
+        params["min_confidence"] = search.min_confidence
     if search.max_confidence is not None:
-        conditions.append(indicators.c.confidence <= search.max_confidence)
+        params["max_confidence"] = search.max_confidence
     if search.seen_after is not None:
-        conditions.append(indicators.c.last_seen >= search.seen_after.timestamp())
-    column = _SORT_COLUMNS[search.sort]
-    if search.sort is SortKey.VALUE:
-        column = _bytewise(column, dialect)
+        params["seen_after"] = search.seen_after.timestamp()
     if search.cursor:
-        after, seq = decode_cursor(search.cursor)
-        if search.sort is SortKey.CHANGED:
-            conditions.append(
-                indicators.c.seq < seq if search.descending else indicators.c.seq > seq
-            )
+        params.update(_cursor_for(search.cursor, search.sort))
+    shape = _Shape(mode, frozenset(params), search.sort, search.descending, summary, dialect)
+    return PreparedSearch(_statement(shape), params, mode, search.limit)
+
+
+def _cursor_for(cursor: str, sort: SortKey) -> dict[str, Any]:
+    """A cursor's bound parameters, refused unless its value could be a stored row's.
+
+    Cursors come back from clients: a value the column cannot hold (a confidence
+    past 32 bits, a NUL in a PostgreSQL text) would fail in the database, not here.
+    """
+    value, seq = decode_cursor(cursor)
+    if sort is SortKey.CHANGED:
+        return {"cursor_seq": seq}  # the sort value is the seq itself
+    if sort is SortKey.CONFIDENCE:
+        fits = isinstance(value, int) and 0 <= value <= 100
+    elif sort is SortKey.VALUE:
+        fits = isinstance(value, str) and "\x00" not in value
+    else:  # first or last seen: seconds since the epoch
+        fits = isinstance(value, int | float) and math.isfinite(value)
+    if isinstance(value, bool) or not fits:
+        raise ValidationError("cursor", f"page cursor does not belong to a {sort.value} order")
+    return {"cursor_key": value, "cursor_seq": seq}
+
+
+@functools.lru_cache(maxsize=256)
+def _statement(shape: _Shape) -> Select[Any]:
+    c = indicators.c
+    named = shape.params
+    conditions: list[ColumnElement[bool]] = []
+    if shape.mode == "network":
+        conditions += [
+            c.type.in_(sorted(NETWORK_TYPES)),
+            c.net_lo >= bindparam("net_lo"),
+            c.net_lo <= bindparam("net_hi"),
+            c.net_hi <= bindparam("net_hi"),
+        ]
+    elif shape.mode == "address":
+        address: BindParameter[Any] = bindparam("address")
+        exact = and_(c.type.in_(("ipv4", "ipv6")), c.net_lo == address)
+        # Networks that contain the address: they start at or below it, in its family.
+        containing = and_(
+            c.type == "cidr",
+            c.net_lo >= bindparam("family"),
+            c.net_lo <= address,
+            c.net_hi >= address,
+        )
+        conditions.append(or_(exact, containing))
+    elif shape.mode == "prefix":
+        value = _bytewise(c.value, shape.dialect)
+        conditions.append(value >= bindparam("prefix"))
+        if "prefix_end" in named:
+            conditions.append(value < bindparam("prefix_end"))
+    if "type" in named:
+        conditions.append(c.type == bindparam("type"))
+    if "tlp" in named:
+        conditions.append(c.tlp == bindparam("tlp"))
+    if "source_pattern" in named:
+        conditions.append(c.sources.like(bindparam("source_pattern"), escape="\\"))
+    if "min_confidence" in named:
+        conditions.append(c.confidence >= bindparam("min_confidence"))
+    if "max_confidence" in named:
+        conditions.append(c.confidence <= bindparam("max_confidence"))
+    if "seen_after" in named:
+        conditions.append(c.last_seen >= bindparam("seen_after"))
+    column = _SORT_COLUMNS[shape.sort]
+    if shape.sort is SortKey.VALUE:
+        column = _bytewise(column, shape.dialect)
+    if "cursor_seq" in named:
+        if shape.sort is SortKey.CHANGED:
+            after = bindparam("cursor_seq", type_=c.seq.type)
+            conditions.append(c.seq < after if shape.descending else c.seq > after)
         else:
-            row_key = tuple_(column, indicators.c.seq)
-            bound = tuple_(literal(after), literal(seq))
-            conditions.append(row_key < bound if search.descending else row_key > bound)
-    order: list[Any] = [column.desc() if search.descending else column.asc()]
-    if search.sort is not SortKey.CHANGED:
-        order.append(indicators.c.seq.desc() if search.descending else indicators.c.seq.asc())
-    shown = _SUMMARY_COLUMNS if summary else tuple(indicators.c)
-    cursor_columns = (indicators.c.seq.label("cursor_seq"), column.label("cursor_key"))
-    stmt = (
-        select(*shown, *cursor_columns).where(*conditions).order_by(*order).limit(search.limit + 1)
+            row_key = tuple_(column, c.seq)
+            bound = tuple_(
+                bindparam("cursor_key", type_=column.type),
+                bindparam("cursor_seq", type_=c.seq.type),
+            )
+            conditions.append(row_key < bound if shape.descending else row_key > bound)
+    order: list[Any] = [column.desc() if shape.descending else column.asc()]
+    if shape.sort is not SortKey.CHANGED:
+        order.append(c.seq.desc() if shape.descending else c.seq.asc())
+    shown = _SUMMARY_COLUMNS if shape.summary else tuple(c)
+    cursor_columns = (c.seq.label("cursor_seq"), column.label("cursor_key"))
+    return (
+        select(*shown, *cursor_columns)
+        .where(*conditions)
+        .order_by(*order)
+        .limit(bindparam("page_rows", type_=Integer))
     )
-    return stmt, mode
 
 
 def fetch_page(
-    conn: Connection,
-    stmt: Select[Any],
-    mode: str,
-    limit: int,
-    build: Callable[[Row[Any]], Item],
+    conn: Connection, prepared: PreparedSearch, build: Callable[[Row[Any]], Item]
 ) -> IndicatorPage[Item]:
-    """Run a :func:`search_statement` and make its rows into ``build``'s items."""
-    rows = list(conn.execute(stmt))
+    """Run a :func:`prepare_search` and make its rows into ``build``'s items."""
+    # One fetchall: iterating the result would fetch row by row.
+    rows = conn.execute(prepared.statement, prepared.params).all()
     next_cursor = None
-    if len(rows) > limit:
-        del rows[limit:]
+    if len(rows) > prepared.limit:
+        rows = rows[: prepared.limit]
         *_, seq, sort_value = rows[-1]
         next_cursor = encode_cursor(sort_value, seq)
-    return IndicatorPage(tuple(build(row) for row in rows), next_cursor, mode)
+    return IndicatorPage(tuple(map(build, rows)), next_cursor, prepared.mode)
 
 
 def indicator_of(row: Row[Any]) -> Indicator:
