@@ -280,8 +280,9 @@ def prepare_search(
 def _cursor_for(cursor: str, sort: SortKey) -> dict[str, Any]:
     """A cursor's bound parameters, refused unless its value could be a stored row's.
 
-    Cursors come back from clients: a value the column cannot hold (a confidence
-    past 32 bits, a NUL in a PostgreSQL text) would fail in the database, not here.
+    Cursors come back from clients, and a value the column cannot hold (a
+    confidence past 32 bits, a NUL in a PostgreSQL text) would otherwise fail in
+    the database instead of being refused as bad input.
     """
     value, seq = decode_cursor(cursor)
     if sort is SortKey.CHANGED:
@@ -379,12 +380,12 @@ def fetch_page(
 
 
 def indicator_of(row: Row[Any]) -> Indicator:
-    """The whole indicator from a full :func:`search_statement` row."""
+    """The whole indicator from a row of a :func:`prepare_search` statement."""
     return indicator_from_row(row._mapping)
 
 
 def summary_of(row: Row[Any]) -> IndicatorSummary:
-    """The table row from a ``summary`` :func:`search_statement` row."""
+    """The table row from a row of a ``summary`` :func:`prepare_search` statement."""
     id_, type_, value, tlp, confidence, sightings, sources, last_seen, *_ = row
     return IndicatorSummary(
         id_,
