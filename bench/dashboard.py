@@ -9,7 +9,9 @@ run, on the same database file, the bare SQL the page stands on (``SELECT *
 FROM indicators [WHERE ...] ORDER BY seq DESC LIMIT 50``) is timed through
 sqlite3; the ratio page / bare query is printed next to the goal (p99 < 150 ms,
 at most 5x). So is ``GET /healthz`` on the same server: no query and no page,
-the floor any request pays.
+the floor any request pays; and the same query and rows served by the least a
+Python server can be (``dashboard_floor.py``: asyncio, no framework, no
+template), which shows what of the page's time DTIM's stack adds.
 
     python bench/dashboard.py               # 100,000 indicators
     python bench/dashboard.py --n 1000000   # the issue's size
@@ -154,6 +156,23 @@ def ttfb(conn: socket.socket, path: str, cookie: str, count: int) -> list[float]
     return samples
 
 
+def time_floor_server(db_path: str, page_bytes: int, count: int) -> list[float]:
+    """First-body-byte times of ``dashboard_floor.py`` serving the unfiltered page's query."""
+    floor = Path(__file__).with_name("dashboard_floor.py")
+    server = subprocess.Popen(
+        [sys.executable, str(floor), db_path, str(page_bytes)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return ttfb(conn, "/indicators", "", count)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 def report(name: str, samples: list[float], bare: list[float]) -> None:
     """One line of figures in milliseconds, with the ratio to the bare query."""
     p50, p99 = percentile(samples, 0.5) * 1000, percentile(samples, 0.99) * 1000
@@ -217,6 +236,7 @@ def main() -> None:
                 rows = len(
                     re.findall(r'<td class="value">', client.get("/indicators?" + FILTERED).text)
                 )
+                page_bytes = len(client.get("/indicators").content)
             with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 floor = ttfb(conn, "/healthz", cookie, args.requests)
@@ -226,12 +246,14 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=10)
+        python_floor = time_floor_server(db_path, page_bytes, args.requests)
         print(
             f"requests per case: {args.requests}; "
             f"filtered search returns {rows} rows ({matches} in SQL)"
         )
         report("GET /healthz (HTTP floor)", floor, bare_plain)
         report("GET /indicators", page, bare_plain)
+        report("same page, raw asyncio", python_floor, bare_plain)
         report(f"GET /indicators?{FILTERED}", filtered, bare_filtered)
         report("GET /api/admin/indicators?…", api, bare_filtered)
 
