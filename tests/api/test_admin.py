@@ -13,7 +13,16 @@ from dtim.api.auth import create_api_token, set_admin_password
 from dtim.crypto.keyring import Keyring
 from dtim.model import Tlp
 from dtim.store import Store
-from tests.web.harness import NOW, PASSWORD, SeededPeer, admin_app, csrf_in, log_in, make_home, seed
+from tests.web.harness import (
+    NOW,
+    PASSWORD,
+    SeededPeer,
+    admin_app,
+    csrf_in,
+    log_in,
+    make_home,
+    seed,
+)
 
 
 @dataclass
@@ -31,6 +40,21 @@ async def admin(tmp_path: Path) -> AsyncIterator[Admin]:
     home = make_home(
         tmp_path / "node", environ={"DTIM__WATCHERS__VIRUSTOTAL_API_KEY": "vt-secret-key-123"}
     )
+    store = Store(home.database_url)
+    await store.connect()
+    try:
+        peer = await seed(home, store)
+        transport = httpx.ASGITransport(app=admin_app(home, store))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield Admin(client, home.keys_dir, peer, store)
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+async def admin_on_each_backend(tmp_path: Path, store_url: str) -> AsyncIterator[Admin]:
+    """:func:`admin` on SQLite and, when configured, PostgreSQL."""
+    home = make_home(tmp_path / "node", environ={"DTIM__STORAGE__DATABASE_URL": store_url})
     store = Store(home.database_url)
     await store.connect()
     try:
@@ -318,6 +342,45 @@ async def test_indicator_table_rows_show_the_store_and_escape_it(admin: Admin) -
     assert '<span class="tlp tlp-amber-strict">amber+strict</span>' in listing.text
     empty = await admin.client.get("/indicators", params={"q": "nothing.invalid"})
     assert "No indicators match." in empty.text
+
+
+NUL = "a\x00b"
+
+
+async def test_nul_characters_are_bad_input_on_every_backend(
+    admin_on_each_backend: Admin,
+) -> None:
+    # PostgreSQL cannot hold U+0000 in text: each of these failed there with a 500.
+    admin = admin_on_each_backend
+    token = create_api_token(admin.home_keys, "ci", now=NOW)
+    api = {"Authorization": f"Bearer {token}"}
+    peer = admin.peer.id
+    calls = [
+        ("GET", "/api/admin/indicators", {"params": {"q": NUL}}, "q"),
+        ("GET", "/api/admin/indicators", {"params": {"source": NUL}}, "source"),
+        ("GET", "/api/admin/indicators/a%00b", {}, "indicator_id"),
+        ("DELETE", "/api/admin/indicators/a%00b", {}, "indicator_id"),
+        ("POST", "/api/admin/peers/a%00b/revoke", {}, "peer_id"),
+        ("POST", "/api/admin/peers", {"json": {"endpoint": f"https://{NUL}.example"}}, "endpoint"),
+        ("PUT", f"/api/admin/peers/{peer}/groups", {"json": {"groups": ["ok", NUL]}}, "groups"),
+        ("POST", "/api/admin/indicators", {"json": {"value": "x.example", "tags": [NUL]}}, "tags"),
+        ("GET", "/api/admin/audit", {"params": {"q": NUL}}, "q"),
+    ]
+    for method, path, extra, field in calls:
+        answer = await admin.client.request(method, path, headers=api, **extra)
+        assert answer.status_code == 400, (path, answer.text)
+        assert answer.json() == {"error": "must not contain a NUL character", "field": field}
+    csrf = await _session(admin)
+    page = await admin.client.get("/indicators", params={"q": NUL})
+    assert page.status_code == 400
+    assert "must not contain a NUL character" in page.text
+    added = await admin.client.post(
+        "/peers", data={"endpoint": f"https://{NUL}.example", "csrf_token": csrf}
+    )
+    assert added.status_code == 400
+    assert (await admin.store.get_peer(peer)) is not None  # nothing stored was touched
+    listing = await admin.client.get("/indicators")
+    assert listing.status_code == 200
 
 
 async def test_secure_cookie_when_served_over_tls(tmp_path: Path) -> None:

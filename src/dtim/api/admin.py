@@ -12,12 +12,14 @@ from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from dtim.api.admin_detail import IndicatorDetail
 from dtim.api.admin_guard import Principal, authenticate
 from dtim.api.admin_ops import AdminOps, Overview
 from dtim.api.auth import AdminAuth
+from dtim.api.text_input import REASON, holds_nul, plain_path_and_query
 from dtim.errors import ValidationError
 from dtim.model import Indicator, JsonObject, JsonValue, Peer
 from dtim.model.clock import iso
@@ -46,7 +48,18 @@ ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
 """The error answers every admin API route may give (documented in the OpenAPI document)."""
 
 
-class NewIndicator(BaseModel):
+class AdminBody(BaseModel):
+    """Base of the admin API's request bodies: no text member may hold a NUL character."""
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        if holds_nul(value):
+            raise PydanticCustomError("nul_character", REASON)
+        return value
+
+
+class NewIndicator(AdminBody):
     """Body of ``POST /api/admin/indicators``."""
 
     value: str
@@ -58,7 +71,7 @@ class NewIndicator(BaseModel):
     tags: list[str] = Field(default_factory=list)
 
 
-class IndicatorEdit(BaseModel):
+class IndicatorEdit(AdminBody):
     """Body of ``PATCH /api/admin/indicators/{id}``: only the fields given change."""
 
     tlp: str | None = None
@@ -66,7 +79,7 @@ class IndicatorEdit(BaseModel):
     recipients: list[str] | None = None
 
 
-class VerdictBody(BaseModel):
+class VerdictBody(AdminBody):
     """Body of ``POST /api/admin/indicators/{id}/verdict``."""
 
     verdict: str = Field(description="false-positive, revoked or confirmed")
@@ -74,20 +87,20 @@ class VerdictBody(BaseModel):
     confidence: int = Field(100, description="What a confirmed verdict pins (0-100)")
 
 
-class NewPeer(BaseModel):
+class NewPeer(AdminBody):
     """Body of ``POST /api/admin/peers``."""
 
     endpoint: str
     groups: list[str] = Field(default_factory=list)
 
 
-class Approval(BaseModel):
+class Approval(AdminBody):
     """Body of ``POST /api/admin/peers/{id}/approve``: the fingerprint the admin compared."""
 
     fingerprint: str
 
 
-class Groups(BaseModel):
+class Groups(AdminBody):
     """Body of ``PUT /api/admin/peers/{id}/groups``."""
 
     groups: list[str]
@@ -238,7 +251,10 @@ def admin_api_router(ops: AdminOps, auth: AdminAuth) -> APIRouter:
         return await authenticate(request, auth)
 
     router = APIRouter(
-        prefix="/api/admin", tags=["admin"], dependencies=[Depends(guard)], responses=ADMIN_ERRORS
+        prefix="/api/admin",
+        tags=["admin"],
+        dependencies=[Depends(guard), Depends(plain_path_and_query)],
+        responses=ADMIN_ERRORS,
     )
 
     @router.get("/overview", response_model=None)
