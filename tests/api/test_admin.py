@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import httpx
 import pytest
 
 from dtim.api.auth import create_api_token, set_admin_password
+from dtim.config import NodeHome
 from dtim.crypto.keyring import Keyring
 from dtim.model import Tlp
 from dtim.store import Store
@@ -35,11 +37,9 @@ class Admin:
     store: Store
 
 
-@pytest.fixture
-async def admin(tmp_path: Path) -> AsyncIterator[Admin]:
-    home = make_home(
-        tmp_path / "node", environ={"DTIM__WATCHERS__VIRUSTOTAL_API_KEY": "vt-secret-key-123"}
-    )
+@asynccontextmanager
+async def _admin_of(home: NodeHome) -> AsyncIterator[Admin]:
+    """A logged-out client on ``home``'s seeded admin app."""
     store = Store(home.database_url)
     await store.connect()
     try:
@@ -49,21 +49,21 @@ async def admin(tmp_path: Path) -> AsyncIterator[Admin]:
             yield Admin(client, home.keys_dir, peer, store)
     finally:
         await store.close()
+
+
+@pytest.fixture
+async def admin(tmp_path: Path) -> AsyncIterator[Admin]:
+    environ = {"DTIM__WATCHERS__VIRUSTOTAL_API_KEY": "vt-secret-key-123"}
+    async with _admin_of(make_home(tmp_path / "node", environ=environ)) as opened:
+        yield opened
 
 
 @pytest.fixture
 async def admin_on_each_backend(tmp_path: Path, store_url: str) -> AsyncIterator[Admin]:
     """:func:`admin` on SQLite and, when configured, PostgreSQL."""
-    home = make_home(tmp_path / "node", environ={"DTIM__STORAGE__DATABASE_URL": store_url})
-    store = Store(home.database_url)
-    await store.connect()
-    try:
-        peer = await seed(home, store)
-        transport = httpx.ASGITransport(app=admin_app(home, store))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield Admin(client, home.keys_dir, peer, store)
-    finally:
-        await store.close()
+    environ = {"DTIM__STORAGE__DATABASE_URL": store_url}
+    async with _admin_of(make_home(tmp_path / "node", environ=environ)) as opened:
+        yield opened
 
 
 async def _session(admin: Admin) -> str:
