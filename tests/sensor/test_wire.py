@@ -86,6 +86,8 @@ def test_bad_requests_name_the_field(document: object, field: str) -> None:
         ({"count": True}, "count"),
         ({"source": ""}, "source"),
         ({"rule": "r" * 129}, "rule"),
+        ({"source": "uf\x00w"}, "source"),  # PostgreSQL text cannot hold a NUL
+        ({"rule": "port\x00scan"}, "rule"),
         ({"observed_at": "yesterday"}, "observed_at"),
         ({"observed_at": 5}, "observed_at"),
         ({"evidence": {"lines": [1]}}, "evidence.lines"),

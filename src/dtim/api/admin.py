@@ -19,10 +19,10 @@ from dtim.api.admin_detail import IndicatorDetail
 from dtim.api.admin_guard import Principal, authenticate
 from dtim.api.admin_ops import AdminOps, Overview
 from dtim.api.auth import AdminAuth
-from dtim.api.text_input import REASON, holds_nul, plain_path_and_query
 from dtim.errors import ValidationError
 from dtim.model import Indicator, JsonObject, JsonValue, Peer
 from dtim.model.clock import iso
+from dtim.model.text import NUL_REASON, holds_nul
 from dtim.store import IndicatorSearch, SortKey
 
 MAX_AGE_DAYS = 36_500
@@ -55,7 +55,7 @@ class AdminBody(BaseModel):
     @classmethod
     def _no_nul(cls, value: object) -> object:
         if holds_nul(value):
-            raise PydanticCustomError("nul_character", REASON)
+            raise PydanticCustomError("nul_character", NUL_REASON)
         return value
 
 
@@ -253,7 +253,7 @@ def admin_api_router(ops: AdminOps, auth: AdminAuth) -> APIRouter:
     router = APIRouter(
         prefix="/api/admin",
         tags=["admin"],
-        dependencies=[Depends(guard), Depends(plain_path_and_query)],
+        dependencies=[Depends(guard)],
         responses=ADMIN_ERRORS,
     )
 

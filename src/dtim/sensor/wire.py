@@ -23,6 +23,7 @@ from dtim.errors import ValidationError
 from dtim.model import Evidence, JsonValue, Sighting
 from dtim.model.clock import iso, parse_time
 from dtim.model.indicator import indicator_from_json
+from dtim.model.text import NUL_REASON, holds_nul
 
 MAX_BATCHES = 500
 """Batches in one request."""
@@ -140,6 +141,8 @@ def _text(raw: Mapping[str, object], name: str, where: str, limit: int) -> str:
     value = raw.get(name)
     if not isinstance(value, str) or not value or len(value) > limit:
         raise ValidationError(f"{where}.{name}", f"expected a string of 1-{limit} characters")
+    if holds_nul(value):  # PostgreSQL would refuse the whole batch, again on every retry
+        raise ValidationError(f"{where}.{name}", NUL_REASON)
     return value
 
 

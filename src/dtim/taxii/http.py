@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dtim.errors import ValidationError
+from dtim.model.text import refuse_nul
 from dtim.stix.markings import StixObject
 from dtim.taxii.accounts import Account, AccountBook
 from dtim.taxii.collections import ObjectQuery, decode_cursor, parse_timestamp
@@ -88,6 +89,15 @@ def check_accept(request: Request) -> None:
         raise HttpProblem(
             406, "Not acceptable", f"this server answers only {TAXII_MEDIA_TYPE}, not {accept!r}"
         )
+
+
+def check_plain_text(request: Request) -> None:
+    """400 when a path parameter or query value holds a NUL character (see dtim.model.text)."""
+    try:
+        refuse_nul(request.path_params.items())
+        refuse_nul(request.query_params.multi_items())
+    except ValidationError as exc:
+        raise HttpProblem(400, f"Bad {exc.field}", str(exc)) from None
 
 
 async def authenticate(request: Request, book: AccountBook, anonymous: Account | None) -> Account:

@@ -57,6 +57,7 @@ from dtim.taxii.http import (
     HttpProblem,
     authenticate,
     check_accept,
+    check_plain_text,
     parse_query,
     problem_response,
     read_envelope,
@@ -128,6 +129,7 @@ class TaxiiServer:
                 if request.method != "POST":
                     check_accept(request)
                 account = await authenticate(request, self.accounts, self.settings.anonymous)
+                check_plain_text(request)
                 response: Response = await handler(request, account)
                 return response
             except HttpProblem as problem:

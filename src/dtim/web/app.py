@@ -13,7 +13,7 @@ from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -27,6 +27,7 @@ from dtim.api.admin import admin_api_router
 from dtim.api.admin_guard import CsrfError, NotAuthenticatedError, current_session
 from dtim.api.admin_ops import AdminContext, AdminOps, NotFoundError
 from dtim.api.auth import SESSION_COOKIE, AdminAuth, AuthPolicy, LoginRefused
+from dtim.api.text_input import plain_path_and_query
 from dtim.errors import DTIMError, ValidationError
 from dtim.web.indicator_rows import indicator_rows
 from dtim.web.pages import pages_router
@@ -52,7 +53,13 @@ def create_admin_app(
         auth_policy: lock-out and session limits; ``secure_cookie=True`` when served over TLS.
         routers: further routers to mount as they are (health, metrics).
     """
-    app = FastAPI(title="DTIM admin", version=__version__, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="DTIM admin",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        dependencies=[Depends(plain_path_and_query)],
+    )
     auth = AdminAuth(context.keys_dir, auth_policy, context.clock)
     ops = AdminOps(context)
     templates = Jinja2Templates(directory=HERE / "templates")

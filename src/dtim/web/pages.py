@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -21,11 +21,11 @@ from dtim.api.admin import search_from_params
 from dtim.api.admin_guard import NotAuthenticatedError, authenticate, current_session
 from dtim.api.admin_ops import AdminOps
 from dtim.api.auth import AdminAuth, Session
-from dtim.api.text_input import plain_path_and_query, refuse_nul
 from dtim.crypto.auditlog import AuditEvent
 from dtim.errors import ValidationError
 from dtim.model import IndicatorType, PeerStatus, Scope, Tlp
 from dtim.model.indicator import JsonValue
+from dtim.model.text import refuse_nul
 from dtim.privacy import PrivacyLevel
 from dtim.store import SortKey
 from dtim.web import charts
@@ -93,7 +93,7 @@ def _redirect(path: str, notice: str) -> Response:
 
 def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> APIRouter:
     """The HTML pages over ``ops``."""
-    router = APIRouter(include_in_schema=False, dependencies=[Depends(plain_path_and_query)])
+    router = APIRouter(include_in_schema=False)
 
     def session_of(request: Request) -> Session:
         session = current_session(request, auth)
