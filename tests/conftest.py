@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -43,8 +44,8 @@ def clock() -> FakeClock:
     return FakeClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
 
 
-@pytest.fixture
-def postgres_schema_url() -> Iterator[str]:
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
     """A URL to a fresh PostgreSQL schema, dropped afterwards (needs DTIM_TEST_DATABASE_URL)."""
     if not POSTGRES_URL:
         pytest.skip("DTIM_TEST_DATABASE_URL is not set")
@@ -58,6 +59,13 @@ def postgres_schema_url() -> Iterator[str]:
     finally:
         with psycopg.connect(plain, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def postgres_schema_url() -> Iterator[str]:
+    """A URL to a fresh PostgreSQL schema, dropped afterwards (needs DTIM_TEST_DATABASE_URL)."""
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)

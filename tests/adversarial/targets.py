@@ -47,6 +47,10 @@ TAXII_USER = "fuzzer"
 TAXII_PASSWORD = "fuzzing is a kind of testing"
 
 
+def _store_at(database_url: str) -> dict[str, str]:
+    return {"DTIM__STORAGE__DATABASE_URL": database_url} if database_url else {}
+
+
 @dataclass(frozen=True)
 class PeerTarget:
     """The fuzzed node's peer API and the approved peer that calls it."""
@@ -88,9 +92,12 @@ class AdminTarget:
 
 
 @contextlib.asynccontextmanager
-async def admin_api(root: Path) -> AsyncIterator[AdminTarget]:
-    """The admin app (``node_admin_app``) of a seeded node home, over plain HTTP as in a node."""
-    home = make_home(root / "node")
+async def admin_api(root: Path, database_url: str = "") -> AsyncIterator[AdminTarget]:
+    """The admin app (``node_admin_app``) of a seeded node home, over plain HTTP as in a node.
+
+    The store is the home's SQLite file, or ``database_url``.
+    """
+    home = make_home(root / "node", environ=_store_at(database_url))
     store = Store(home.database_url)
     await store.connect()
     try:
@@ -121,9 +128,12 @@ def _tls_home(root: Path) -> tuple[NodeIdentity, Path]:
 
 
 @contextlib.asynccontextmanager
-async def taxii_api(root: Path) -> AsyncIterator[TlsTarget]:
-    """The node's TAXII server (``node_taxii_server``) at /taxii2 over TLS, a store with data."""
-    home = make_home(root / "node")
+async def taxii_api(root: Path, database_url: str = "") -> AsyncIterator[TlsTarget]:
+    """The node's TAXII server (``node_taxii_server``) at /taxii2 over TLS, a store with data.
+
+    The store is the home's SQLite file, or ``database_url``.
+    """
+    home = make_home(root / "node", environ=_store_at(database_url))
     store = Store(home.database_url)
     await store.connect()
     try:

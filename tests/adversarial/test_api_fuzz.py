@@ -1,6 +1,7 @@
 """Schemathesis against the OpenAPI documents of the peer API, the admin API, TAXII and the
 registry, each on a real server on 127.0.0.1: no 5xx, every error in the API's documented
-JSON error shape, responses as their schemas say.
+JSON error shape, responses as their schemas say. The admin API and TAXII run a second time
+on PostgreSQL when ``DTIM_TEST_DATABASE_URL`` is set: it refuses values SQLite stores.
 
 Inputs are seeded and derandomized (the same every run) and bounded so the file runs in
 well under 90 s; ``-m slow`` tries many more. Each test prints how many inputs it sent.
@@ -45,6 +46,7 @@ from tests.adversarial.targets import (
     registry_api,
     taxii_api,
 )
+from tests.conftest import postgres_schema
 
 FAST = 8
 """Inputs per operation and generation mode in the default run."""
@@ -134,6 +136,14 @@ def admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminTarget]:
         yield target
 
 
+@pytest.fixture(scope="module")
+def admin_on_postgresql(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminTarget]:
+    """:func:`admin` on PostgreSQL."""
+    root = tmp_path_factory.mktemp("fuzz-admin-pg")
+    with postgres_schema() as url, in_background(lambda: admin_api(root, url)) as target:
+        yield target
+
+
 def admin_target(target: AdminTarget, session: requests.Session) -> FuzzTarget:
     """The admin JSON API under /api/admin with a valid admin API token."""
     headers = {"Authorization": f"Bearer {target.token}"}
@@ -179,6 +189,14 @@ def admin_target(target: AdminTarget, session: requests.Session) -> FuzzTarget:
 def taxii(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsTarget]:
     root = tmp_path_factory.mktemp("fuzz-taxii")
     with in_background(lambda: taxii_api(root)) as target:
+        yield target
+
+
+@pytest.fixture(scope="module")
+def taxii_on_postgresql(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsTarget]:
+    """:func:`taxii` on PostgreSQL."""
+    root = tmp_path_factory.mktemp("fuzz-taxii-pg")
+    with postgres_schema() as url, in_background(lambda: taxii_api(root, url)) as target:
         yield target
 
 
@@ -253,7 +271,9 @@ def registry_target(target: TlsTarget, session: requests.Session) -> FuzzTarget:
 BUILDERS: dict[str, Callable[[Any, requests.Session], FuzzTarget]] = {
     "peer": peer_target,
     "admin": admin_target,
+    "admin_on_postgresql": admin_target,
     "taxii": taxii_target,
+    "taxii_on_postgresql": taxii_target,
     "registry": registry_target,
 }
 
