@@ -251,10 +251,7 @@ def admin_api_router(ops: AdminOps, auth: AdminAuth) -> APIRouter:
         return await authenticate(request, auth)
 
     router = APIRouter(
-        prefix="/api/admin",
-        tags=["admin"],
-        dependencies=[Depends(guard)],
-        responses=ADMIN_ERRORS,
+        prefix="/api/admin", tags=["admin"], dependencies=[Depends(guard)], responses=ADMIN_ERRORS
     )
 
     @router.get("/overview", response_model=None)
