@@ -220,6 +220,7 @@ def build_admin_app(
         peer_control=peer_control(home, store, gossip.directory if gossip else None),
         gossip_status=gossip.loop.status if gossip else None,
         tls=home.settings.admin.tls,
+        spawn=lambda work, name: spawn(work, name=name),
     )
     taxii = node_taxii_server(store, privacy, accounts, SystemClock())
     app.mount("/taxii2", taxii.app())

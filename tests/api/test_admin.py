@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from dtim.api import admin_ops
 from dtim.api.auth import create_api_token, set_admin_password
 from dtim.config import NodeHome
 from dtim.crypto.keyring import Keyring
-from dtim.model import Tlp
+from dtim.model import Tlp, make_indicator
 from dtim.store import Store
+from dtim.web.node import node_admin_app
 from tests.web.harness import (
     NOW,
     PASSWORD,
@@ -381,6 +385,47 @@ async def test_nul_characters_are_bad_input_on_every_backend(
     assert (await admin.store.get_peer(peer)) is not None  # nothing stored was touched
     listing = await admin.client.get("/indicators")
     assert listing.status_code == 200
+
+
+async def test_expired_overview_counts_are_served_while_one_refresh_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[asyncio.Task[None]] = []
+
+    def spawn(work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        started.append(task)
+        return task
+
+    home = make_home(tmp_path / "node")
+    async with Store(home.database_url) as store:
+        await seed(home, store)
+        token = create_api_token(home.keys_dir, "ci", now=NOW)
+        transport = httpx.ASGITransport(app=node_admin_app(home, store, spawn=spawn))
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://testserver",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as client:
+
+            async def total() -> int:
+                overview = await client.get("/api/admin/overview")
+                return int(overview.json()["counts"]["total"])
+
+            before = await total()  # the first request waits for the figures
+            assert started == []
+            monkeypatch.setattr(admin_ops, "STATS_TTL", 0.0)  # from now on they are expired
+            await store.upsert_indicators([make_indicator("fresh.example", now=NOW)])
+            assert await total() == before  # served at once, as they were
+            assert sorted(t.get_name() for t in started) == [
+                "overview-counts",
+                "overview-shared",
+                "overview-stats",
+            ]
+            await asyncio.gather(*started)
+            started.clear()
+            assert await total() == before + 1
+            await asyncio.gather(*started)
 
 
 async def test_secure_cookie_when_served_over_tls(tmp_path: Path) -> None:

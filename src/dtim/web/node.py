@@ -27,6 +27,7 @@ from dtim.privacy import (
     load_warninglist_file,
 )
 from dtim.store import Store
+from dtim.store.leader import Spawn
 from dtim.web.app import create_admin_app
 
 
@@ -68,6 +69,7 @@ def admin_context_for(
     peer_control: PeerControl | None = None,
     gossip_status: StatusProvider | None = None,
     registry_status: StatusProvider | None = None,
+    spawn: Spawn | None = None,
 ) -> AdminContext:
     """Everything the dashboard needs, read from the node home (does file I/O).
 
@@ -97,6 +99,7 @@ def admin_context_for(
         gossip_status=gossip_status,
         registry_status=registry_status,
         issuer=identity,
+        spawn=spawn,
     )
 
 
@@ -110,6 +113,7 @@ def node_admin_app(
     peer_control: PeerControl | None = None,
     gossip_status: StatusProvider | None = None,
     registry_status: StatusProvider | None = None,
+    spawn: Spawn | None = None,
 ) -> FastAPI:
     """The admin listener's app for the node at ``home`` (dashboard, admin API, ``routers``).
 
@@ -123,5 +127,6 @@ def node_admin_app(
         peer_control=peer_control,
         gossip_status=gossip_status,
         registry_status=registry_status,
+        spawn=spawn,
     )
     return create_admin_app(context, auth_policy=AuthPolicy(secure_cookie=tls), routers=routers)
