@@ -93,6 +93,20 @@ def is_positive(case: Case[Any]) -> bool:
     return case.meta is not None and case.meta.generation.mode.is_positive
 
 
+def add_nul(case: Case[Any]) -> bool:
+    """Put a NUL character into the first text path parameter or query value of ``case``.
+
+    Schemathesis may generate one but seldom does in a short run; PostgreSQL cannot store
+    it, so every route must refuse it as bad input. Returns whether a text was found.
+    """
+    for values in (case.path_parameters, case.query):
+        for name, value in (values or {}).items():
+            if isinstance(value, str):
+                values[name] = value + "\x00"
+                return True
+    return False
+
+
 Send = Callable[[Case[Any]], schemathesis.Response]
 Prepare = Callable[[Case[Any]], None]
 

@@ -30,6 +30,7 @@ from tests.adversarial.fuzzing import (
     TIMEOUT,
     FuzzReport,
     FuzzTarget,
+    add_nul,
     error_shape,
     fuzz,
     is_positive,
@@ -169,6 +170,8 @@ def admin_target(target: AdminTarget, session: requests.Session) -> FuzzTarget:
         # Every other case names a real indicator or peer (and adds a real indicator value),
         # so fuzzed fields reach the code behind the 404s and the value check.
         sent[0] += 1
+        if sent[0] % 4 == 1 and add_nul(case):
+            return
         if sent[0] % 2 or not is_positive(case):
             return
         for name, ids in known.items():
@@ -220,6 +223,8 @@ def taxii_target(target: TlsTarget, session: requests.Session) -> FuzzTarget:
         # Every other object request names an object that is there, so the filters and
         # paging around it run instead of stopping at 404.
         sent[0] += 1
+        if sent[0] % 4 == 1 and add_nul(case):
+            return
         if sent[0] % 2 == 0 and "object" in case.path_parameters and is_positive(case):
             case.path_parameters["collection"] = "tlp-green"
             case.path_parameters["object"] = objects[sent[0] % len(objects)]

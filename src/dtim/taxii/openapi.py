@@ -23,7 +23,8 @@ _ERROR: dict[str, Any] = {
     "properties": {"title": _STRING, "description": _STRING, "http_status": _STRING},
 }
 _ERROR_TEXT = {
-    400: "Bad request: a filter, limit, next token or body that cannot be used",
+    400: "Bad request: a filter, limit, next token or body that cannot be used, or a NUL "
+    "character in the path or query",
     401: "No credentials, or wrong ones (HTTP Basic, or a registered client certificate)",
     403: "The account may not read (or write) this collection",
     404: "No such collection, object or status resource for this account",
@@ -171,7 +172,7 @@ def taxii_openapi(title: str = "DTIM TAXII server") -> dict[str, Any]:
                             "api_roots": _STRINGS,
                         },
                     },
-                    (406,),
+                    (400, 406),
                 )
             },
             "/api/": {
@@ -187,12 +188,12 @@ def taxii_openapi(title: str = "DTIM TAXII server") -> dict[str, Any]:
                             "max_content_length": {"type": "integer"},
                         },
                     },
-                    (406,),
+                    (400, 406),
                 )
             },
             "/api/status/{status}/": {
                 "get": _operation(
-                    "Status of an add (§4.3)", _STATUS, (404, 406), parameters=[status]
+                    "Status of an add (§4.3)", _STATUS, (400, 404, 406), parameters=[status]
                 )
             },
             "/api/collections/": {
@@ -202,12 +203,12 @@ def taxii_openapi(title: str = "DTIM TAXII server") -> dict[str, Any]:
                         "type": "object",
                         "properties": {"collections": {"type": "array", "items": _COLLECTION}},
                     },
-                    (406,),
+                    (400, 406),
                 )
             },
             "/api/collections/{collection}/": {
                 "get": _operation(
-                    "One collection (§5.2)", _COLLECTION, (404, 406), parameters=[collection]
+                    "One collection (§5.2)", _COLLECTION, (400, 404, 406), parameters=[collection]
                 )
             },
             "/api/collections/{collection}/manifest/": {
