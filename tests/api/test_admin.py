@@ -391,9 +391,14 @@ async def test_expired_overview_counts_are_served_while_one_refresh_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started: list[asyncio.Task[None]] = []
+    gate = asyncio.Event()  # refreshes wait here until the test lets them run
+
+    async def gated(work: Coroutine[Any, Any, None]) -> None:
+        await gate.wait()
+        await work
 
     def spawn(work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(work, name=name)
+        task = asyncio.get_running_loop().create_task(gated(work), name=name)
         started.append(task)
         return task
 
@@ -417,11 +422,13 @@ async def test_expired_overview_counts_are_served_while_one_refresh_runs(
             monkeypatch.setattr(admin_ops, "STATS_TTL", 0.0)  # from now on they are expired
             await store.upsert_indicators([make_indicator("fresh.example", now=NOW)])
             assert await total() == before  # served at once, as they were
+            assert await total() == before  # still refreshing: no second refresh starts
             assert sorted(t.get_name() for t in started) == [
                 "overview-counts",
                 "overview-shared",
                 "overview-stats",
             ]
+            gate.set()
             await asyncio.gather(*started)
             started.clear()
             assert await total() == before + 1

@@ -183,17 +183,18 @@ class AdminOps:
         computation; an expired value is served as it is while one refresh runs (with
         ``ctx.spawn``; without it the request that finds it expired recomputes it).
         """
+        spawn = self.ctx.spawn
         hit = self._cache.get(key)
         expired = hit is not None and time.monotonic() - hit[0] >= STATS_TTL
-        if hit is None or (expired and self.ctx.spawn is None):
+        if hit is None or (expired and spawn is None):
             async with self._lock:
                 latest = self._cache.get(key)
                 if latest is None or latest is hit:
                     latest = (time.monotonic(), await make())
                     self._cache[key] = latest
                 return latest[1]
-        if expired and key not in self._refreshing and self.ctx.spawn is not None:
-            self._refreshing[key] = self.ctx.spawn(self._refresh(key, make), f"overview-{key}")
+        if expired and spawn is not None and key not in self._refreshing:
+            self._refreshing[key] = spawn(self._refresh(key, make), f"overview-{key}")
         return hit[1]
 
     async def _refresh(self, key: str, make: Callable[[], Awaitable[Any]]) -> None:
