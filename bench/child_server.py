@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
 
 import uvicorn
+
+
+@contextlib.contextmanager
+def child_server(args: Sequence[str]) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """Start ``python args...``, a server that prints its port first; yield (process, port).
+
+    The server is stopped on leaving, whatever happened.
+    """
+    process = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        yield process, int(process.stdout.readline())
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 async def serve_and_announce(

@@ -25,8 +25,6 @@ import argparse
 import asyncio
 import os
 import ssl
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-from child_server import serve_and_announce
+from child_server import child_server, serve_and_announce
 from crypto_node import (
     NODE_MODES,
     fresh_copy,
@@ -182,10 +180,7 @@ def http_rate(
     ``serve`` are the arguments that start it; ``make_requests(warming_up, port)``
     builds the warm-up's requests, then the timed ones.
     """
-    proc = subprocess.Popen([sys.executable, __file__, *serve], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline())
+    with child_server([__file__, *serve]) as (proc, port):
         ctx = client_context(
             client_certs / "node.crt",
             client_certs / "node.key",
@@ -196,9 +191,6 @@ def http_rate(
         cpu_before = cpu_seconds(proc.pid)
         wall = asyncio.run(drive(port, ctx, requests, connections))
         return wall, n / (cpu_seconds(proc.pid) - cpu_before)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def log_rates(root: Path, records: int) -> tuple[float, float]:

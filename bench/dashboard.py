@@ -24,7 +24,6 @@ import asyncio
 import re
 import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from child_server import serve_and_announce
+from child_server import child_server, serve_and_announce
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -156,21 +155,18 @@ def ttfb(conn: socket.socket, path: str, cookie: str, count: int) -> list[float]
     return samples
 
 
+def keep_alive(port: int) -> socket.socket:
+    """A raw connection to 127.0.0.1:``port`` with Nagle off, for :func:`ttfb`."""
+    conn = socket.create_connection(("127.0.0.1", port), timeout=30)
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return conn
+
+
 def time_floor_server(db_path: str, page_bytes: int, count: int) -> list[float]:
     """First-body-byte times of ``dashboard_floor.py`` serving the unfiltered page's query."""
-    floor = Path(__file__).with_name("dashboard_floor.py")
-    server = subprocess.Popen(
-        [sys.executable, str(floor), db_path, str(page_bytes)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert server.stdout is not None
-        port = int(server.stdout.readline())
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return ttfb(conn, "/indicators", "", count)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    floor = str(Path(__file__).with_name("dashboard_floor.py"))
+    with child_server([floor, db_path, str(page_bytes)]) as (_, port), keep_alive(port) as conn:
+        return ttfb(conn, "/indicators", "", count)
 
 
 def report(name: str, samples: list[float], bare: list[float]) -> None:
@@ -219,12 +215,7 @@ def main() -> None:
         bare_plain = time_it(lambda: bare_conn.execute(BARE_PLAIN).fetchall(), args.requests)
         bare_filtered = time_it(lambda: bare_conn.execute(BARE_FILTERED).fetchall(), args.requests)
         matches = len(bare_conn.execute(BARE_FILTERED).fetchall())
-        server = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(root)], stdout=subprocess.PIPE, text=True
-        )
-        try:
-            assert server.stdout is not None
-            port = int(server.stdout.readline())
+        with child_server([__file__, "--serve", str(root)]) as (_, port):
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
                 token = csrf_in(client.get("/login").text)
                 logged = client.post(
@@ -237,15 +228,11 @@ def main() -> None:
                     re.findall(r'<td class="value">', client.get("/indicators?" + FILTERED).text)
                 )
                 page_bytes = len(client.get("/indicators").content)
-            with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with keep_alive(port) as conn:
                 floor = ttfb(conn, "/healthz", cookie, args.requests)
                 page = ttfb(conn, "/indicators", cookie, args.requests)
                 filtered = ttfb(conn, "/indicators?" + FILTERED, cookie, args.requests)
                 api = ttfb(conn, "/api/admin/indicators?" + FILTERED, cookie, args.requests)
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
         python_floor = time_floor_server(db_path, page_bytes, args.requests)
         print(
             f"requests per case: {args.requests}; "
