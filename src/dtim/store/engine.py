@@ -68,7 +68,7 @@ def describe(exc: SQLAlchemyError) -> str:
 def make_engine(url: str) -> Engine:
     """Create the engine; SQLite gets WAL, a busy timeout and write transactions that lock early.
 
-    The store runs every operation in a worker thread with this synchronous
+    The store runs its operations in worker threads with this synchronous
     engine: one thread hop per operation instead of one per driver call.
     """
     resolved = driver_url(url)

@@ -9,6 +9,8 @@ sequence counter), so a read-merge-write never loses a concurrent update.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -19,7 +21,7 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy import Select, and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from dtim.errors import StoreError
@@ -33,6 +35,7 @@ from dtim.store.engine import (
     migrate,
     redact_url,
 )
+from dtim.store.loop_reads import LOOP_READ_BUDGET, LoopReader
 from dtim.store.rows import (
     INDICATOR_COLUMNS,
     dumps,
@@ -56,6 +59,7 @@ from dtim.store.search import (
     fetch_page,
     indicator_of,
     indicator_stats,
+    page_of,
     prepare_search,
     summary_of,
 )
@@ -127,6 +131,17 @@ _SQLITE_INDICATOR_UPSERT = (
 executemany."""
 
 
+def _loop_reader_for(engine: Engine, budget: float) -> LoopReader | None:
+    """A :class:`LoopReader` on a SQLite file's database; None for PostgreSQL or in memory."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    try:
+        return LoopReader(path, budget=budget)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {path} for reading: {exc}") from exc
+
+
 def _sqlite_select_by_ids(count: int) -> str:
     """``SELECT`` of the stored rows among ``count`` ids, columns as ``INDICATOR_COLUMNS``.
 
@@ -144,13 +159,25 @@ class Store:
 
     Each operation runs as one unit in a small worker pool over a synchronous
     engine: SQLite and psycopg calls are fast, and a single thread hop per
-    operation costs far less than one hop per driver call.
+    operation costs far less than one hop per driver call. Dashboard searches
+    on SQLite are first tried on the event loop, within a time budget
+    (:mod:`dtim.store.loop_reads`): for them the hop cost more than the read.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, loop_read_budget: float | None = LOOP_READ_BUDGET) -> None:
+        """A store of the database at ``url`` (``connect`` opens it).
+
+        Args:
+            url: ``sqlite:///path`` or ``postgresql://...``.
+            loop_read_budget: seconds a SQLite search may run on the event loop before
+                it moves to a worker thread (:mod:`dtim.store.loop_reads`); None runs
+                every read in a worker thread.
+        """
         self.url = url
+        self._loop_read_budget = loop_read_budget
         self._engine: Engine | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._loop_reader: LoopReader | None = None
         self.write_failure: str | None = None
         """Why the last write failed (a full disk, a read-only file), None once one succeeds:
         the node's readiness check reports it."""
@@ -169,12 +196,17 @@ class Store:
         self._engine = engine
         try:
             await self._run(lambda: migrate(engine))
+            if self._loop_read_budget is not None:
+                self._loop_reader = _loop_reader_for(engine, self._loop_read_budget)
         except BaseException:
             await self.close()
             raise
 
     async def close(self) -> None:
         """Release every connection and the worker threads."""
+        if self._loop_reader is not None:
+            reader, self._loop_reader = self._loop_reader, None
+            reader.close()
         if self._engine is not None:
             engine, self._engine = self._engine, None
             await asyncio.get_running_loop().run_in_executor(self._executor, engine.dispose)
@@ -463,13 +495,30 @@ class Store:
         return await self._page(prepare_search(search, self.dialect, summary=True), summary_of)
 
     async def _page(
-        self, prepared: PreparedSearch, build: Callable[[Row[Any]], Item]
+        self, prepared: PreparedSearch, build: Callable[[Sequence[Any]], Item]
     ) -> IndicatorPage[Item]:
-        def work() -> IndicatorPage[Item]:
-            with self._read() as conn:
-                return fetch_page(conn, prepared, build)
+        reader = self._loop_reader
+        if reader is None:
+            return await self._run(lambda: self._fetch_page(prepared, build))
+        sql, params = prepared.sqlite_text()
+        rows = reader.rows(sql, params)
+        if rows is not None:
+            return page_of(rows, prepared, build)
 
-        return await self._run(work)
+        def timed() -> tuple[IndicatorPage[Item], float]:
+            started = time.perf_counter()
+            page = self._fetch_page(prepared, build)
+            return page, time.perf_counter() - started
+
+        page, seconds = await self._run(timed)
+        reader.took(sql, seconds)
+        return page
+
+    def _fetch_page(
+        self, prepared: PreparedSearch, build: Callable[[Sequence[Any]], Item]
+    ) -> IndicatorPage[Item]:
+        with self._read() as conn:
+            return fetch_page(conn, prepared, build)
 
     async def indicator_stats(
         self, *, since: datetime, local_sources: Sequence[str]

@@ -31,7 +31,8 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import BindParameter
 
 from dtim.errors import ValidationError
@@ -105,10 +106,13 @@ class IndicatorSummary(NamedTuple):
     confidence: int
     sightings: int
     sources: tuple[str, ...]
-    last_seen: datetime
+    last_seen: float
+    """Seconds since the epoch, as stored: the page shows it to the minute."""
 
 
 _SUMMARY_COLUMNS = tuple(indicators.c[name] for name in IndicatorSummary._fields)
+_INDICATOR_NAMES = tuple(column.name for column in indicators.c)
+_SQLITE_NAMED = SQLiteDialect_pysqlite(paramstyle="named")
 
 Item = TypeVar("Item", Indicator, IndicatorSummary)
 
@@ -213,6 +217,16 @@ class PreparedSearch:
     mode: str
     """How the text was read: ``all``, ``prefix``, ``address`` or ``network``."""
     limit: int
+    shape: _Shape
+
+    def sqlite_text(self) -> tuple[str, dict[str, Any]]:
+        """The statement as SQLite SQL with named parameters, and every value it binds.
+
+        For reads through sqlite3 itself (:mod:`dtim.store.loop_reads`), which skip
+        SQLAlchemy's execution: the same text SQLAlchemy would send.
+        """
+        text, constants = _sqlite_text(self.shape)
+        return text, {**constants, **self.params}
 
 
 class _Shape(NamedTuple):
@@ -274,7 +288,7 @@ def prepare_search(
     if search.cursor:
         params.update(_cursor_for(search.cursor, search.sort))
     shape = _Shape(mode, frozenset(params), search.sort, search.descending, summary, dialect)
-    return PreparedSearch(_statement(shape), params, mode, search.limit)
+    return PreparedSearch(_statement(shape), params, mode, search.limit, shape)
 
 
 def _cursor_for(cursor: str, sort: SortKey) -> dict[str, Any]:
@@ -365,12 +379,28 @@ def _statement(shape: _Shape) -> Select[Any]:
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _sqlite_text(shape: _Shape) -> tuple[str, dict[str, Any]]:
+    # Searched values compile as named parameters; constants (the OFFSET SQLite's compiler
+    # adds, the expanded IN lists) come back with their values.
+    statement = _statement(shape).params(dict.fromkeys(shape.params))
+    compiled = statement.compile(dialect=_SQLITE_NAMED, compile_kwargs={"render_postcompile": True})
+    constants = {k: v for k, v in compiled.params.items() if k not in shape.params}
+    return str(compiled), constants
+
+
 def fetch_page(
-    conn: Connection, prepared: PreparedSearch, build: Callable[[Row[Any]], Item]
+    conn: Connection, prepared: PreparedSearch, build: Callable[[Sequence[Any]], Item]
 ) -> IndicatorPage[Item]:
     """Run a :func:`prepare_search` and make its rows into ``build``'s items."""
     # One fetchall: iterating the result would fetch row by row.
-    rows = conn.execute(prepared.statement, prepared.params).all()
+    return page_of(conn.execute(prepared.statement, prepared.params).all(), prepared, build)
+
+
+def page_of(
+    rows: Sequence[Sequence[Any]], prepared: PreparedSearch, build: Callable[[Sequence[Any]], Item]
+) -> IndicatorPage[Item]:
+    """The page of ``build``'s items from the rows a :func:`prepare_search` statement returned."""
     next_cursor = None
     if len(rows) > prepared.limit:
         rows = rows[: prepared.limit]
@@ -379,12 +409,12 @@ def fetch_page(
     return IndicatorPage(tuple(map(build, rows)), next_cursor, prepared.mode)
 
 
-def indicator_of(row: Row[Any]) -> Indicator:
+def indicator_of(row: Sequence[Any]) -> Indicator:
     """The whole indicator from a row of a :func:`prepare_search` statement."""
-    return indicator_from_row(row._mapping)
+    return indicator_from_row(dict(zip(_INDICATOR_NAMES, row, strict=False)))  # cursor after
 
 
-def summary_of(row: Row[Any]) -> IndicatorSummary:
+def summary_of(row: Sequence[Any]) -> IndicatorSummary:
     """The table row from a row of a ``summary`` :func:`prepare_search` statement."""
     id_, type_, value, tlp, confidence, sightings, sources, last_seen, *_ = row
     return IndicatorSummary(
@@ -395,7 +425,7 @@ def summary_of(row: Row[Any]) -> IndicatorSummary:
         confidence,
         sightings,
         tuple(orjson.loads(sources)),
-        from_epoch(last_seen),
+        last_seen,
     )
 
 
