@@ -344,8 +344,32 @@ async def test_indicator_table_rows_show_the_store_and_escape_it(admin: Admin) -
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;.example" in listing.text
     assert "peer&lt;b&gt;, a&quot;b" in listing.text
     assert '<span class="tlp tlp-amber-strict">amber+strict</span>' in listing.text
+    # A NUL in a stored text (SQLite can hold one) must not shift the cells of the rows.
+    await admin.store.replace_indicator(replace(hostile, value="nul\x00<i>.example"))
+    listing = await admin.client.get("/indicators")
+    assert (
+        f'<a href="/indicators/{evil.id}">nul\x00&lt;i&gt;.example</a></td><td>domain</td>'
+    ) in listing.text
     empty = await admin.client.get("/indicators", params={"q": "nothing.invalid"})
     assert "No indicators match." in empty.text
+
+
+async def test_indicator_filters_show_the_chosen_values(admin: Admin) -> None:
+    await _session(admin)
+    chosen = {"type": "domain", "tlp": "green", "max_age_days": "7", "sort": "value"}
+    listing = await admin.client.get("/indicators", params={**chosen, "order": "asc"})
+    assert listing.status_code == 200
+    for option in (
+        '<option value="domain" selected>domain</option>',
+        '<option value="green" selected>green</option>',
+        '<option value="7" selected>last 7 days</option>',
+        '<option value="value" selected>value</option>',
+        '<option value="asc" selected>ascending</option>',
+    ):
+        assert option in listing.text
+    # Those five, and the add form's defaults: TLP green, scope private.
+    assert listing.text.count(" selected>") == 7
+    assert '<option value="private" selected>private</option>' in listing.text
 
 
 NUL = "a\x00b"
@@ -375,13 +399,20 @@ async def test_nul_characters_are_bad_input_on_every_backend(
         assert answer.status_code == 400, (path, answer.text)
         assert answer.json() == {"error": "must not contain a NUL character", "field": field}
     csrf = await _session(admin)
-    page = await admin.client.get("/indicators", params={"q": NUL})
-    assert page.status_code == 400
-    assert "must not contain a NUL character" in page.text
-    added = await admin.client.post(
-        "/peers", data={"endpoint": f"https://{NUL}.example", "csrf_token": csrf}
-    )
-    assert added.status_code == 400
+    # Pages are plain Starlette routes, outside the app's dependency: each checks itself.
+    pages = [
+        ("GET", "/indicators", {"params": {"q": NUL}}),
+        ("GET", "/indicators/a%00b", {}),
+        ("GET", "/logs", {"params": {"q": NUL}}),
+        ("GET", "/peers/a%00b/approve", {}),
+        ("POST", "/peers", {"data": {"endpoint": f"https://{NUL}.example", "csrf_token": csrf}}),
+        ("POST", "/peers/a%00b/revoke", {"data": {"csrf_token": csrf}}),
+        ("POST", f"/peers/{peer}/groups", {"data": {"groups": NUL, "csrf_token": csrf}}),
+    ]
+    for method, path, extra in pages:
+        page = await admin.client.request(method, path, **extra)
+        assert page.status_code == 400, (method, path, page.text)
+        assert "must not contain a NUL character" in page.text
     assert (await admin.store.get_peer(peer)) is not None  # nothing stored was touched
     listing = await admin.client.get("/indicators")
     assert listing.status_code == 200

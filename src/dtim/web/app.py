@@ -30,6 +30,7 @@ from dtim.api.auth import SESSION_COOKIE, AdminAuth, AuthPolicy, LoginRefused
 from dtim.api.text_input import plain_path_and_query
 from dtim.errors import DTIMError, ValidationError
 from dtim.web.indicator_rows import indicator_rows
+from dtim.web.options import options
 from dtim.web.pages import pages_router
 
 HERE = Path(__file__).parent
@@ -66,6 +67,7 @@ def create_admin_app(
     templates.env.auto_reload = False  # they ship in the package: no stat() per page
     templates.env.globals["version"] = __version__
     templates.env.filters["indicator_rows"] = indicator_rows
+    templates.env.globals["options"] = options
     app.state.auth = auth
     app.state.ops = ops
 
@@ -184,8 +186,10 @@ def create_admin_app(
 
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.include_router(admin_api_router(ops, auth))
+    # Pages first: routes are tried in order, and the API's would otherwise be tried,
+    # each in vain, before every page a person waits for.
     app.include_router(pages_router(ops, auth, templates))
+    app.include_router(admin_api_router(ops, auth))
     for router in routers:
         app.include_router(router)
     return app

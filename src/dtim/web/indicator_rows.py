@@ -10,29 +10,57 @@ store reaches the page unescaped.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from html import escape
 
 from markupsafe import Markup
 
 from dtim.store import IndicatorSummary
 
+_SEPARATOR = "\x00"
+_TEXT_CELLS = 5
+
 
 def indicator_rows(items: Sequence[IndicatorSummary]) -> Markup:
     """The ``<tr>`` elements of the indicators table, one per item."""
-    rows = "".join(map(_row, items))
-    return Markup(rows)  # noqa: S704  # nosec B704  # every cell is escaped in _row
+    cells = iter(_escaped_texts(items))
+    per_item = zip(*[cells] * _TEXT_CELLS, strict=True)  # consecutive groups of the cells
+    rows = "".join(_row(item, *texts) for item, texts in zip(items, per_item, strict=True))
+    return Markup(rows)  # noqa: S704  # nosec B704  # every text cell is escaped
 
 
-def _row(item: IndicatorSummary) -> str:
-    tlp = escape(item.tlp)
+def _escaped_texts(items: Sequence[IndicatorSummary]) -> list[str]:
+    """Every item's text cells, escaped, in the order :func:`_row` takes them.
+
+    The texts of the whole page are escaped in one call, joined by NULs: a call
+    per cell cost more than the query. Escaping leaves NULs alone, so the pieces
+    come back as they went in, unless a text held a NUL itself: then there are
+    more pieces than cells, and each text is escaped on its own.
+    """
+    texts = [
+        text
+        for item in items
+        for text in (item.id, item.value, item.type, item.tlp, ", ".join(item.sources))
+    ]
+    cells = escape(_SEPARATOR.join(texts)).split(_SEPARATOR)
+    return cells if len(cells) == len(texts) else list(map(escape, texts))
+
+
+def _row(item: IndicatorSummary, id_: str, value: str, type_: str, tlp: str, sources: str) -> str:
     return (
-        f'<tr><td class="value"><a href="/indicators/{escape(item.id)}">'
-        f"{escape(item.value)}</a></td>"
-        f"<td>{escape(item.type)}</td>"
+        f'<tr><td class="value"><a href="/indicators/{id_}">{value}</a></td>'
+        f"<td>{type_}</td>"
         f'<td><span class="tlp tlp-{tlp.replace("+", "-")}">{tlp}</span></td>'
         f'<td class="num">{item.confidence:d}</td>'
         f'<td class="num">{item.sightings:d}</td>'
-        f"<td>{escape(', '.join(item.sources))}</td>"
-        f'<td class="nowrap">{item.last_seen.isoformat(" ", "minutes")[:16]}</td></tr>'
+        f"<td>{sources}</td>"
+        f'<td class="nowrap">{_utc_minute(int(item.last_seen // 60))}</td></tr>'
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _utc_minute(minute: int) -> str:
+    # A page's rows fall in few distinct minutes: formatting each time cost a third of a row.
+    return datetime.fromtimestamp(minute * 60, UTC).isoformat(" ", "minutes")[:16]
