@@ -4,8 +4,8 @@ A node home with N indicators (SQLite) serves its admin app with uvicorn on
 127.0.0.1 (port 0) in a process of its own, as the node's admin listener does;
 a logged-in client fetches each page ``--requests`` times over one keep-alive
 connection (a raw socket: no client library's own time in the figure) and
-records the time from sending the request to the first body byte. In the same
-run, on the same database file, the bare SQL the page stands on (``SELECT *
+records the time from sending the request to the first body byte. Before each
+request, on the same database file, the bare SQL the page stands on (``SELECT *
 FROM indicators [WHERE ...] ORDER BY seq DESC LIMIT 50``) is timed through
 sqlite3; the ratio page / bare query is printed next to the goal (p99 < 150 ms,
 at most 5x). So is ``GET /healthz`` on the same server: no query and no page,
@@ -15,13 +15,16 @@ template), which shows what of the page's time DTIM's stack adds.
 
     python bench/dashboard.py               # 100,000 indicators
     python bench/dashboard.py --n 1000000   # the issue's size
+    python bench/dashboard.py --n 1000000 --home /tmp/dash   # fill once, reuse after
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import re
+import shutil
 import socket
 import sqlite3
 import sys
@@ -50,6 +53,8 @@ from dtim.web.node import node_admin_app
 
 NOW = datetime.now(UTC)
 BATCH = 20_000
+WARM_UP = 50
+"""Untimed calls before each case: the first after a login or a switch of page are slower."""
 SOURCES = ("ufw", "fail2ban", "nginx_access", "suricata", "zeek", "peer-mesh")
 FILTERED = "q=45.&type=ipv4&min_confidence=60"
 BARE_FILTERED = (
@@ -115,32 +120,37 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def time_it(work: Callable[[], object], count: int) -> list[float]:
-    """Seconds per call of ``work``, ``count`` times, after a short warm-up."""
-    for _ in range(5):
-        work()
-    samples = []
-    for _ in range(count):
-        start = time.perf_counter()
-        work()
-        samples.append(time.perf_counter() - start)
-    return samples
+def timed(work: Callable[[], object]) -> float:
+    """Seconds one call of ``work`` took."""
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
 
 
-def ttfb(conn: socket.socket, path: str, cookie: str, count: int) -> list[float]:
-    """Seconds from sending ``GET path`` over ``conn`` to its first body byte, ``count`` times.
+def ttfb(
+    conn: socket.socket, path: str, cookie: str, count: int, bare: Callable[[], object]
+) -> tuple[list[float], list[float]]:
+    """Seconds from sending ``GET path`` over ``conn`` to its first body byte, ``count`` times,
+    and the seconds of as many calls of ``bare``, the query to compare with.
 
-    Each response is read to its end after the clock stops, so the keep-alive
-    connection is ready for the next request; a few warm-up requests come first.
+    Each request follows one call of ``bare``, so that both see the machine in the
+    same state: this shared machine's speed drifts by a factor of two from one
+    minute to the next, and timing the query apart moved the ratio with it. Each
+    response is read to its end after the clock stops, so the keep-alive
+    connection is ready for the next request; ``WARM_UP`` pairs come first. The
+    client polls its socket (:func:`spin_recv`) rather than sleep in ``recv``: waking a
+    sleeping client costs this 2-core VM up to a millisecond now and then, which
+    belongs to neither the page nor the query.
     """
     request = f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncookie: {cookie}\r\n\r\n".encode()
-    samples = []
-    for number in range(count + 5):
+    samples, bare_samples = [], []
+    for number in range(count + WARM_UP):
+        bare_seconds = timed(bare)
         received = bytearray()
         started = time.perf_counter()
         conn.sendall(request)
         while (end := received.find(b"\r\n\r\n")) < 0 or len(received) == end + 4:
-            received.extend(conn.recv(65536))
+            received.extend(spin_recv(conn))
         first_body_byte = time.perf_counter()
         head = bytes(received[:end]).split(b"\r\n")
         if not head[0].startswith(b"HTTP/1.1 200"):
@@ -150,9 +160,19 @@ def ttfb(conn: socket.socket, path: str, cookie: str, count: int) -> list[float]
         )
         while len(received) < end + 4 + length:
             received.extend(conn.recv(65536))
-        if number >= 5:
+        if number >= WARM_UP:
             samples.append(first_body_byte - started)
-    return samples
+            bare_samples.append(bare_seconds)
+    return samples, bare_samples
+
+
+def spin_recv(conn: socket.socket) -> bytes:
+    """What ``conn`` has received, polling without sleeping until something has arrived."""
+    while True:
+        try:
+            return conn.recv(65536, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            continue
 
 
 def keep_alive(port: int) -> socket.socket:
@@ -162,11 +182,13 @@ def keep_alive(port: int) -> socket.socket:
     return conn
 
 
-def time_floor_server(db_path: str, page_bytes: int, count: int) -> list[float]:
-    """First-body-byte times of ``dashboard_floor.py`` serving the unfiltered page's query."""
+def time_floor_server(
+    db_path: str, page_bytes: int, count: int, bare: Callable[[], object]
+) -> tuple[list[float], list[float]]:
+    """:func:`ttfb` of ``dashboard_floor.py`` serving the unfiltered page's query."""
     floor = str(Path(__file__).with_name("dashboard_floor.py"))
     with child_server([floor, db_path, str(page_bytes)]) as (_, port), keep_alive(port) as conn:
-        return ttfb(conn, "/indicators", "", count)
+        return ttfb(conn, "/indicators", "", count, bare)
 
 
 def report(name: str, samples: list[float], bare: list[float]) -> None:
@@ -185,35 +207,61 @@ def report(name: str, samples: list[float], bare: list[float]) -> None:
     )
 
 
+def holds(home: NodeHome) -> int | None:
+    """How many indicators an existing home's store holds; None without a store."""
+    db_path = Path(home.database_url.removeprefix("sqlite:///"))
+    if not db_path.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
+        return int(conn.execute("SELECT count(*) FROM indicators").fetchone()[0])
+
+
+def create(home: NodeHome, n: int) -> None:
+    """A new node home with the bench's password and ``n`` indicators."""
+    from dtim.api.auth import set_admin_password
+
+    initialise_home(home, host="127.0.0.1")
+    set_admin_password(home.keys_dir, PASSWORD)
+    store = Store(home.database_url)
+    asyncio.run(store.connect())
+    try:
+        start = time.perf_counter()
+        fill(store, n)
+        print(f"filled {n:,} indicators in {time.perf_counter() - start:.1f} s")
+    finally:
+        asyncio.run(store.close())
+
+
 def main() -> None:
     """Build the store, serve the dashboard, measure, print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="indicators in the store")
     parser.add_argument("--requests", type=int, default=200, help="requests per page")
+    parser.add_argument(
+        "--home",
+        type=Path,
+        help="keep the filled node home here and reuse it when it already holds --n indicators",
+    )
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
         return
     with tempfile.TemporaryDirectory(prefix="dtim-bench-dashboard-") as tmp:
-        root = Path(tmp) / "node"
+        root = args.home or Path(tmp) / "node"
         home = NodeHome(root=root, settings=load_settings(root, environ={}).settings)
-        initialise_home(home, host="127.0.0.1")
-        from dtim.api.auth import set_admin_password
-
-        set_admin_password(home.keys_dir, PASSWORD)
-        store = Store(home.database_url)
-        asyncio.run(store.connect())
-        try:
-            start = time.perf_counter()
-            fill(store, args.n)
-            print(f"filled {args.n:,} indicators in {time.perf_counter() - start:.1f} s")
-        finally:
-            asyncio.run(store.close())
+        if holds(home) != args.n:
+            shutil.rmtree(root, ignore_errors=True)
+            create(home, args.n)
         db_path = home.database_url.removeprefix("sqlite:///")
         bare_conn = sqlite3.connect(db_path)
-        bare_plain = time_it(lambda: bare_conn.execute(BARE_PLAIN).fetchall(), args.requests)
-        bare_filtered = time_it(lambda: bare_conn.execute(BARE_FILTERED).fetchall(), args.requests)
+
+        def bare_plain() -> object:
+            return bare_conn.execute(BARE_PLAIN).fetchall()
+
+        def bare_filtered() -> object:
+            return bare_conn.execute(BARE_FILTERED).fetchall()
+
         matches = len(bare_conn.execute(BARE_FILTERED).fetchall())
         with child_server([__file__, "--serve", str(root)]) as (_, port):
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
@@ -229,20 +277,24 @@ def main() -> None:
                 )
                 page_bytes = len(client.get("/indicators").content)
             with keep_alive(port) as conn:
-                floor = ttfb(conn, "/healthz", cookie, args.requests)
-                page = ttfb(conn, "/indicators", cookie, args.requests)
-                filtered = ttfb(conn, "/indicators?" + FILTERED, cookie, args.requests)
-                api = ttfb(conn, "/api/admin/indicators?" + FILTERED, cookie, args.requests)
-        python_floor = time_floor_server(db_path, page_bytes, args.requests)
+                floor = ttfb(conn, "/healthz", cookie, args.requests, bare_plain)
+                page = ttfb(conn, "/indicators", cookie, args.requests, bare_plain)
+                filtered = ttfb(
+                    conn, "/indicators?" + FILTERED, cookie, args.requests, bare_filtered
+                )
+                api = ttfb(
+                    conn, "/api/admin/indicators?" + FILTERED, cookie, args.requests, bare_filtered
+                )
+        python_floor = time_floor_server(db_path, page_bytes, args.requests, bare_plain)
         print(
             f"requests per case: {args.requests}; "
             f"filtered search returns {rows} rows ({matches} in SQL)"
         )
-        report("GET /healthz (HTTP floor)", floor, bare_plain)
-        report("GET /indicators", page, bare_plain)
-        report("same page, raw asyncio", python_floor, bare_plain)
-        report(f"GET /indicators?{FILTERED}", filtered, bare_filtered)
-        report("GET /api/admin/indicators?…", api, bare_filtered)
+        report("GET /healthz (HTTP floor)", *floor)
+        report("GET /indicators", *page)
+        report("same page, raw asyncio", *python_floor)
+        report(f"GET /indicators?{FILTERED}", *filtered)
+        report("GET /api/admin/indicators?…", *api)
 
 
 def serve(root: Path) -> None:
