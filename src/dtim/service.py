@@ -287,6 +287,11 @@ async def run_node(home: NodeHome) -> None:
                     log_level="warning",
                     log_config=None,  # the node configured logging (text or JSON)
                     lifespan="off",
+                    # The lock-out counts failures per client address. uvicorn would take
+                    # it from X-Forwarded-For of any client on 127.0.0.1, that is of every
+                    # client of this loopback listener: each made-up address would get
+                    # its own five guesses.
+                    proxy_headers=False,
                 )
             ),
             _NodeServer(gossip.server_config(home)),

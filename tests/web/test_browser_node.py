@@ -41,6 +41,7 @@ from tests.mesh.cluster import (
     public_ips,
     stop_all,
 )
+from tests.web.harness import csrf_in
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -312,3 +313,24 @@ def test_dashboard_of_a_running_node(pair: Pair) -> None:
             browser.close()
     a_peers = json.loads(dtim("peers", "list", "--json", "--home", str(a.home)).stdout)
     assert {p["id"]: p["status"] for p in a_peers} == {b.node_id: "revoked"}
+
+    # Wrong passwords lock the client out whatever X-Forwarded-For it claims: every
+    # client of the loopback listener is 127.0.0.1, from which uvicorn trusts the header
+    # by default, so each made-up address used to get five guesses of its own.
+    with httpx.Client(base_url=base, timeout=10) as client:
+        for attempt in range(5):
+            token = csrf_in(client.get("/login").text)
+            wrong = client.post(
+                "/login",
+                data={"password": "not-it", "csrf_token": token, "next": "/"},
+                headers={"X-Forwarded-For": f"198.51.100.{attempt}"},
+            )
+            assert wrong.status_code == 401
+        token = csrf_in(client.get("/login").text)
+        locked = client.post(
+            "/login",
+            data={"password": a.admin_password, "csrf_token": token, "next": "/"},
+            headers={"X-Forwarded-For": "198.51.100.99"},
+        )
+        assert locked.status_code == 401
+        assert "too many failed logins" in locked.text
