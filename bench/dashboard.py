@@ -359,7 +359,13 @@ def serve(root: Path) -> None:
         await store.connect()
         app = node_admin_app(home, store, routers=[health_router(nothing_failing)])
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", log_config=None, lifespan="off"
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            log_config=None,
+            lifespan="off",
+            proxy_headers=False,  # as the node's admin listener
         )
         server = uvicorn.Server(config)
         await serve_and_announce(server)
