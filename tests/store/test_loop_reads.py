@@ -50,6 +50,39 @@ def test_the_connection_cannot_write(database: str) -> None:
         reader.close()
 
 
+def test_a_writer_in_the_middle_of_a_transaction_does_not_stop_a_read(database: str) -> None:
+    reader = LoopReader(database)
+    writer = sqlite3.connect(database, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("INSERT INTO t VALUES (100, 'new')")
+        assert reader.rows("SELECT count(*) FROM t", {}) == [(100,)]  # the committed rows
+        writer.execute("COMMIT")
+        assert reader.rows("SELECT count(*) FROM t", {}) == [(101,)]
+    finally:
+        writer.close()
+        reader.close()
+
+
+@pytest.mark.timeout(3)  # sqlite3 alone would wait 5 s for the lock, SQLite's busy_timeout more
+def test_a_locked_database_sends_the_read_away_at_once(tmp_path: Path) -> None:
+    # Without WAL an exclusive writer locks readers out: the loop must not wait for it.
+    path = str(tmp_path / "journal.db")
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("CREATE TABLE t (k INTEGER)")
+    reader = LoopReader(path)
+    try:
+        writer.execute("BEGIN EXCLUSIVE")
+        writer.execute("INSERT INTO t VALUES (1)")
+        assert reader.rows("SELECT count(*) FROM t", {}) is None
+        assert reader.moved == 1
+        writer.execute("COMMIT")
+        assert reader.rows("SELECT count(*) FROM t", {}) == [(1,)]
+    finally:
+        writer.close()
+        reader.close()
+
+
 def test_a_read_past_its_budget_is_interrupted_and_the_connection_still_works(
     database: str,
 ) -> None:
