@@ -110,7 +110,7 @@ def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> 
     """The HTML pages over ``ops``."""
     router = APIRouter(include_in_schema=False)
 
-    def page(path: str, method: str = "GET") -> Callable[[Endpoint], Endpoint]:
+    def page_route(path: str, method: str = "GET") -> Callable[[Endpoint], Endpoint]:
         def add(endpoint: Endpoint) -> Endpoint:
             router.add_route(path, endpoint, methods=[method], include_in_schema=False)
             return endpoint
@@ -137,7 +137,7 @@ def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> 
         context.update(session=session, page=page, notice=request.query_params.get("notice", ""))
         return templates.TemplateResponse(request, name, context)
 
-    @page("/")
+    @page_route("/")
     async def overview(request: Request) -> Response:
         session = session_of(request)
         view = await ops.overview()
@@ -174,7 +174,7 @@ def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> 
             registry=await ops.registry(),
         )
 
-    @page("/indicators")
+    @page_route("/indicators")
     async def indicators(request: Request) -> Response:
         session = session_of(request)
         params = request.query_params
@@ -214,7 +214,7 @@ def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> 
             ages=AGE_CHOICES,
         )
 
-    @page("/indicators", "POST")
+    @page_route("/indicators", "POST")
     async def add_indicator(request: Request) -> Response:
         form = await form_of(request)
         added = await ops.add_indicator(
@@ -228,7 +228,7 @@ def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> 
         )
         return _redirect(f"/indicators/{added.id}", "indicator added")
 
-    @page("/indicators/{indicator_id}")
+    @page_route("/indicators/{indicator_id}")
     async def indicator(request: Request) -> Response:
         indicator_id = request.path_params["indicator_id"]
         session = session_of(request)
@@ -250,7 +250,7 @@ def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> 
             levels=[level.value for level in PrivacyLevel],
         )
 
-    @page("/indicators/{indicator_id}/edit", "POST")
+    @page_route("/indicators/{indicator_id}/edit", "POST")
     async def edit_indicator(request: Request) -> Response:
         indicator_id = request.path_params["indicator_id"]
         form = await form_of(request)
@@ -262,7 +262,7 @@ def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> 
         )
         return _redirect(f"/indicators/{indicator_id}", "marking saved")
 
-    @page("/indicators/{indicator_id}/verdict", "POST")
+    @page_route("/indicators/{indicator_id}/verdict", "POST")
     async def indicator_verdict(request: Request) -> Response:
         indicator_id = request.path_params["indicator_id"]
         form = await form_of(request)
@@ -276,7 +276,7 @@ def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> 
             notice += f"; {done.withheld}"
         return _redirect(f"/indicators/{indicator_id}", notice)
 
-    @page("/indicators/{indicator_id}/delete", "POST")
+    @page_route("/indicators/{indicator_id}/delete", "POST")
     async def delete_indicator(request: Request) -> Response:
         indicator_id = request.path_params["indicator_id"]
         form = await form_of(request)
@@ -285,7 +285,7 @@ def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> 
         await ops.delete_indicator(indicator_id)
         return _redirect("/indicators", "indicator deleted")
 
-    @page("/peers")
+    @page_route("/peers")
     async def peers(request: Request) -> Response:
         session = session_of(request)
         gossip = {}
@@ -303,27 +303,27 @@ def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> 
             registry=await ops.registry(),
         )
 
-    @page("/peers", "POST")
+    @page_route("/peers", "POST")
     async def add_peer(request: Request) -> Response:
         form = await form_of(request)
         peer = await ops.add_peer(str(form.get("endpoint", "")), _split(form.get("groups")))
         return _redirect("/peers", f"peer {peer.endpoint} added as pending")
 
-    @page("/peers/{peer_id}/approve")
+    @page_route("/peers/{peer_id}/approve")
     async def approve_form(request: Request) -> Response:
         peer_id = request.path_params["peer_id"]
         session = session_of(request)
         peer = await ops.peer(peer_id)
         return render(request, session, "approve.html", "peers", peer=peer)
 
-    @page("/peers/{peer_id}/approve", "POST")
+    @page_route("/peers/{peer_id}/approve", "POST")
     async def approve(request: Request) -> Response:
         peer_id = request.path_params["peer_id"]
         form = await form_of(request)
         peer = await ops.approve_peer(peer_id, str(form.get("fingerprint", "")))
         return _redirect("/peers", f"peer {peer.id} approved")
 
-    @page("/peers/{peer_id}/{action}", "POST")
+    @page_route("/peers/{peer_id}/{action}", "POST")
     async def peer_action(request: Request) -> Response:
         peer_id, action = request.path_params["peer_id"], request.path_params["action"]
         form = await form_of(request)
@@ -337,7 +337,7 @@ def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> 
             raise ValidationError("action", f"unknown peer action {action!r}")
         return _redirect("/peers", f"peer {peer_id}: {action} done")
 
-    @page("/logs")
+    @page_route("/logs")
     async def logs(request: Request) -> Response:
         session = session_of(request)
         params = request.query_params
@@ -360,7 +360,7 @@ def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> 
             events=AUDIT_EVENTS,
         )
 
-    @page("/settings")
+    @page_route("/settings")
     async def settings(request: Request) -> Response:
         session = session_of(request)
         return render(
@@ -373,7 +373,7 @@ def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> 
             rotation_days=ops.ctx.key_rotation_days,
         )
 
-    @page("/settings/keys/{kind}/rotate", "POST")
+    @page_route("/settings/keys/{kind}/rotate", "POST")
     async def rotate(request: Request) -> Response:
         kind = request.path_params["kind"]
         await form_of(request)
