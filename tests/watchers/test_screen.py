@@ -67,6 +67,10 @@ EDITS: tuple[Callable[[str], str], ...] = (
     ),
     lambda line: line + ", client: ",
     lambda line: line.replace(", client: ", ", client: \t", 1),
+    # The tail splits on newlines, but a caller of LineProcessor may hand one over: screens
+    # join a batch with newlines and split it back, which shifted every later line.
+    lambda line: line.replace(" ", "\n", 1),
+    lambda line: "\n" + line,
 )
 
 

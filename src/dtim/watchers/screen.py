@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from itertools import compress
 
+from dtim.watchers.base import Screened
+
 _REMEMBERED = 50_000
 
 
@@ -41,6 +43,24 @@ class Verdicts:
         """Positions in ``column`` of the values that are not quiet."""
         bad = {value for value in set(column) if not self.quiet(value)}
         return list(compress(range(len(column)), map(bad.__contains__, column))) if bad else []
+
+
+def split_apart(lines: Sequence[str], text: str) -> bool:
+    """Whether ``text``, the batch joined by newlines, splits back into ``lines``.
+
+    Screens cut their columns out of the joined batch; a line holding a newline of its
+    own (the tail never hands one over, a caller of ``LineProcessor`` may) would shift
+    every line after it. :func:`around_newlines` screens such a batch.
+    """
+    return text.count("\n") == len(lines) - 1
+
+
+def around_newlines(screen: Callable[[Sequence[str]], Screened], lines: Sequence[str]) -> Screened:
+    """``screen`` of the lines that hold no newline; the others are left to the parser."""
+    kept = [k for k, line in enumerate(lines) if "\n" not in line]
+    inner = screen([lines[k] for k in kept])
+    noisy = {kept[k] for k in inner.noisy}.union(set(range(len(lines))).difference(kept))
+    return Screened(sorted(noisy), inner.quiet)
 
 
 def unusual(lines: Sequence[str], text: str) -> set[int]:
