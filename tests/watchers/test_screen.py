@@ -132,6 +132,16 @@ def test_each_edit_alone_in_otherwise_benign_batches(
 
 
 @pytest.mark.parametrize("source", SCREENED)
+def test_a_batch_of_lines_all_holding_newlines_goes_to_the_parser(
+    source: str, specs: dict[str, WatcherSpec], make_context: Callable[..., WatcherContext]
+) -> None:
+    lines = ["\n".join(generate(source, 3, seed=k, start=START)) for k in range(4)]
+    screened = run(specs[source], make_context(), lines, screen=True)
+    assert screened == run(specs[source], make_context(), lines, screen=False)
+    assert screened[0]["lines"] == 4
+
+
+@pytest.mark.parametrize("source", SCREENED)
 def test_benign_traffic_is_mostly_screened(
     source: str, specs: dict[str, WatcherSpec], make_context: Callable[..., WatcherContext]
 ) -> None:

@@ -52,12 +52,14 @@ def split_apart(lines: Sequence[str], text: str) -> bool:
     own (the tail never hands one over, a caller of ``LineProcessor`` may) would shift
     every line after it. :func:`around_newlines` screens such a batch.
     """
-    return text.count("\n") == len(lines) - 1
+    return text.count("\n") == max(len(lines) - 1, 0)
 
 
 def around_newlines(screen: Callable[[Sequence[str]], Screened], lines: Sequence[str]) -> Screened:
     """``screen`` of the lines that hold no newline; the others are left to the parser."""
     kept = [k for k, line in enumerate(lines) if "\n" not in line]
+    if not kept:
+        return Screened(list(range(len(lines))), {})
     inner = screen([lines[k] for k in kept])
     noisy = {kept[k] for k in inner.noisy}.union(set(range(len(lines))).difference(kept))
     return Screened(sorted(noisy), inner.quiet)
