@@ -21,7 +21,7 @@ from operator import itemgetter
 
 from dtim.watchers.accessformat import COMBINED_FAST
 from dtim.watchers.base import Screened
-from dtim.watchers.screen import Verdicts, around_newlines, split_apart, unusual
+from dtim.watchers.screen import Verdicts, around_newlines, holds_newline, unusual
 from dtim.watchers.timestamps import CLF_WIDTH, TimeReader
 from dtim.watchers.webprobes import RequestClassifier
 
@@ -85,9 +85,9 @@ class AccessScreen:
 
     def screen(self, lines: Sequence[str]) -> Screened:
         """Sort a batch into quiet lines and lines to parse."""
-        text = "\n".join(lines)
-        if not split_apart(lines, text):
+        if holds_newline(lines):
             return around_newlines(self.screen, lines)
+        text = "\n".join(lines)
         odd = unusual(lines, text) if "\x00" in text or "\\" in text else set()
         rows: Sequence[int] = range(len(lines))
         pieces = text.split('"')

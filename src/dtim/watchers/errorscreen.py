@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from dtim.watchers.base import Screened
 from dtim.watchers.errorlog import classify_apache, classify_nginx
-from dtim.watchers.screen import Verdicts, around_newlines, split_apart
+from dtim.watchers.screen import Verdicts, around_newlines, holds_newline
 from dtim.watchers.timestamps import TimeReader
 
 # A key's time is its first 19 characters (each \d reads one), judged apart from the rest:
@@ -107,9 +107,9 @@ class NginxErrorScreen:
         and an uncut line none exactly when the batch holds as many ", client: " as
         cuts; otherwise each line is checked alone.
         """
-        text = "\n".join(lines)
-        if not split_apart(lines, text):
+        if holds_newline(lines):
             return around_newlines(self.screen, lines)
+        text = "\n".join(lines)
         if _CONNECTION in text or _TAIL in text:  # a marker already there: per line
             return self._line_by_line(lines)
         heads = _NGINX_TAIL.sub(_TAIL, text)
@@ -145,9 +145,9 @@ class ApacheErrorScreen(_KeyedScreen):
 
     def screen(self, lines: Sequence[str]) -> Screened:
         """Sort a batch into quiet lines and lines to parse."""
-        text = "\n".join(lines)
-        if not split_apart(lines, text):
+        if holds_newline(lines):
             return around_newlines(self.screen, lines)
+        text = "\n".join(lines)
         odd: set[int] = set()
         if _FRACTION in text or _CLIENT in text:  # a marker already there: left to the parser
             odd = {k for k, line in enumerate(lines) if _FRACTION in line or _CLIENT in line}
