@@ -212,12 +212,19 @@ def _bytewise(column: Any, dialect: str) -> Any:
 class PreparedSearch:
     """A search as SQL: a statement shared by every search of its shape, and this one's values."""
 
-    statement: Select[Any]
-    params: dict[str, Any]
-    mode: str
-    """How the text was read: ``all``, ``prefix``, ``address`` or ``network``."""
-    limit: int
     shape: _Shape
+    params: dict[str, Any]
+    limit: int
+
+    @property
+    def statement(self) -> Select[Any]:
+        """The SELECT of every search of this shape (built once per shape)."""
+        return _statement(self.shape)
+
+    @property
+    def mode(self) -> str:
+        """How the text was read: ``all``, ``prefix``, ``address`` or ``network``."""
+        return self.shape.mode
 
     def sqlite_text(self) -> tuple[str, dict[str, Any]]:
         """The statement as SQLite SQL with named parameters, and every value it binds.
@@ -288,7 +295,7 @@ def prepare_search(
     if search.cursor:
         params.update(_cursor_for(search.cursor, search.sort))
     shape = _Shape(mode, frozenset(params), search.sort, search.descending, summary, dialect)
-    return PreparedSearch(_statement(shape), params, mode, search.limit, shape)
+    return PreparedSearch(shape, params, search.limit)
 
 
 def _cursor_for(cursor: str, sort: SortKey) -> dict[str, Any]:
@@ -411,7 +418,8 @@ def page_of(
 
 def indicator_of(row: Sequence[Any]) -> Indicator:
     """The whole indicator from a row of a :func:`prepare_search` statement."""
-    return indicator_from_row(dict(zip(_INDICATOR_NAMES, row, strict=False)))  # cursor after
+    # The row ends with the cursor's two columns, which zip leaves out.
+    return indicator_from_row(dict(zip(_INDICATOR_NAMES, row, strict=False)))
 
 
 def summary_of(row: Sequence[Any]) -> IndicatorSummary:
