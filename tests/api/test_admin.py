@@ -370,6 +370,20 @@ async def test_indicator_filters_show_the_chosen_values(admin: Admin) -> None:
     # Those five, and the add form's defaults: TLP green, scope private.
     assert listing.text.count(" selected>") == 7
     assert '<option value="private" selected>private</option>' in listing.text
+    typed = {"q": 'evil"><b>', "source": "nginx_access", "min_confidence": "60"}
+    listing = await admin.client.get("/indicators", params=typed)
+    assert listing.status_code == 200
+    assert 'value="evil&#34;&gt;&lt;b&gt;"' in listing.text
+    assert 'name="source" value="nginx_access"' in listing.text
+    assert 'value="60"' in listing.text
+    assert "Searching by" in listing.text
+    # With nothing chosen, each filter shows its default.
+    listing = await admin.client.get("/indicators")
+    assert listing.text.count(" selected>") == 4  # any age, sort changed, TLP green, private
+    assert '<option value="changed" selected>changed</option>' in listing.text
+    assert "Searching by" not in listing.text
+    # Kept ASCII (entities for the rest) while the data is: encoding the page is then a copy.
+    assert listing.content.isascii()
 
 
 NUL = "a\x00b"

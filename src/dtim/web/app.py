@@ -31,7 +31,7 @@ from dtim.api.text_input import plain_path_and_query
 from dtim.errors import DTIMError, ValidationError
 from dtim.web.indicator_rows import indicator_rows
 from dtim.web.options import options
-from dtim.web.pages import pages_router
+from dtim.web.pages import add_pages
 
 HERE = Path(__file__).parent
 LOGIN_CSRF_COOKIE = "dtim_login_csrf"
@@ -60,6 +60,9 @@ def create_admin_app(
         docs_url=None,
         redoc_url=None,
         dependencies=[Depends(plain_path_and_query)],
+        # DTIM exports no OpenTelemetry (it has /metrics); off, no request asks
+        # the global providers whether anyone listens.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     auth = AdminAuth(context.keys_dir, auth_policy, context.clock)
     ops = AdminOps(context)
@@ -67,9 +70,12 @@ def create_admin_app(
     templates.env.auto_reload = False  # they ship in the package: no stat() per page
     templates.env.globals["version"] = __version__
     templates.env.filters["indicator_rows"] = indicator_rows
-    templates.env.globals["options"] = options
+    templates.env.globals["options"] = options  # the indicator and audit-log pages' selects
     app.state.auth = auth
     app.state.ops = ops
+    # Pages first: routes are tried in order, and an included router's matching
+    # costs a page more than its own route does.
+    add_pages(app, ops, auth, templates)
 
     def wants_json(request: Request) -> bool:
         return request.url.path.startswith("/api/") or "application/json" in request.headers.get(
@@ -186,9 +192,6 @@ def create_admin_app(
 
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    # Pages first: routes are tried in order, and the API's would otherwise be tried,
-    # each in vain, before every page a person waits for.
-    app.include_router(pages_router(ops, auth, templates))
     app.include_router(admin_api_router(ops, auth))
     for router in routers:
         app.include_router(router)

@@ -4,11 +4,12 @@ Every page needs a session (else a redirect to /login); every form posts the
 session's CSRF token. After a change the browser is redirected (POST/redirect/GET)
 with a short notice in the query string.
 
-Pages are plain Starlette routes: they take no typed parameters and stay out of
-the API's schema, so FastAPI's parameter and dependency handling did nothing for
-them but cost a tenth of a millisecond on every page. They therefore refuse NUL
-characters in the path and query themselves, as the admin app's dependency does
-for its FastAPI routes.
+Pages are plain Starlette routes added to the app's own route table, ahead of
+the admin API's routers: they take no typed parameters and stay out of the
+API's schema, so FastAPI's parameter and dependency handling, and the matching
+of an included router, did nothing for them but cost time on every page. They
+therefore refuse NUL characters in the path and query themselves, as the admin
+app's dependency does for its FastAPI routes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -36,6 +37,7 @@ from dtim.model.text import refuse_nul
 from dtim.privacy import PrivacyLevel
 from dtim.store import SortKey
 from dtim.web import charts
+from dtim.web.options import options
 
 TYPES = tuple(t.value for t in IndicatorType)
 TLPS = tuple(t.value for t in Tlp)
@@ -49,6 +51,12 @@ AGE_CHOICES = (
     ("30", "last 30 days"),
     ("90", "last 90 days"),
 )
+NEW_INDICATOR_SELECTS = {
+    "type": options(TYPES),
+    "tlp": options(TLPS, "green"),
+    "scope": options(SCOPES, "private"),
+}
+"""The add-indicator form's selects: the same on every page, so made once."""
 AUDIT_EVENTS = (
     *(e.value for e in AuditEvent),
     "admin_login",
@@ -106,13 +114,12 @@ def _redirect(path: str, notice: str) -> Response:
     return RedirectResponse(f"{path}?{urlencode({'notice': notice})}", status_code=303)
 
 
-def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> APIRouter:
-    """The HTML pages over ``ops``."""
-    router = APIRouter(include_in_schema=False)
+def add_pages(app: FastAPI, ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> None:
+    """Add the HTML pages over ``ops`` to ``app``'s routes, after those it already has."""
 
     def page_route(path: str, method: str = "GET") -> Callable[[Endpoint], Endpoint]:
         def add(endpoint: Endpoint) -> Endpoint:
-            router.add_route(path, endpoint, methods=[method], include_in_schema=False)
+            app.add_route(path, endpoint, methods=[method], include_in_schema=False)
             return endpoint
 
         return add
@@ -177,7 +184,9 @@ def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> 
     @page_route("/indicators")
     async def indicators(request: Request) -> Response:
         session = session_of(request)
-        params = request.query_params
+        # A plain dict: a missing key costs the query's mapping a KeyError, and the
+        # page asks for a dozen that are usually missing.
+        params = dict(request.query_params.items())
         search = search_from_params(
             q=params.get("q", ""),
             type_=params.get("type", ""),
@@ -193,6 +202,16 @@ def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> 
         )
         page = await ops.search_summaries(search)
         kept = {k: v for k, v in params.items() if k not in ("cursor", "notice") and v}
+        # The filters as the person left them, the selects made here: each call
+        # from the template would cost more than making the whole select.
+        chosen = {name: params.get(name, "") for name in ("q", "source", "min_confidence")}
+        selects = {
+            "type": options(TYPES, params.get("type")),
+            "tlp": options(TLPS, params.get("tlp")),
+            "max_age_days": options(AGE_CHOICES, params.get("max_age_days", "")),
+            "sort": options(SORTS, params.get("sort", "changed")),
+            "order": options(ORDERS, params.get("order")),
+        }
         next_url = None
         if page.next_cursor:
             next_url = "/indicators?" + urlencode({**kept, "cursor": page.next_cursor})
@@ -203,15 +222,11 @@ def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> 
             "indicators",
             items=page.items,
             mode=page.mode,
-            params=params,
+            chosen=chosen,
+            selects=selects,
+            new_selects=NEW_INDICATOR_SELECTS,
             next_url=next_url,
             first_url="/indicators?" + urlencode(kept) if search.cursor else None,
-            types=TYPES,
-            tlps=TLPS,
-            scopes=SCOPES,
-            sorts=SORTS,
-            orders=ORDERS,
-            ages=AGE_CHOICES,
         )
 
     @page_route("/indicators", "POST")
@@ -379,8 +394,6 @@ def pages_router(ops: AdminOps, auth: AdminAuth, templates: Jinja2Templates) -> 
         await form_of(request)
         await ops.rotate_key(kind)
         return _redirect("/settings", f"{kind} key rotated")
-
-    return router
 
 
 def _confidence(raw: object) -> int:
