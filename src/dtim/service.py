@@ -840,6 +840,11 @@ class GossipRuntime:
             lifespan="off",
             ws="none",
             timeout_keep_alive=30,
+            # Public paths are rate limited per client address. uvicorn would take it
+            # from X-Forwarded-For of any client on 127.0.0.1, so a local process could
+            # give itself a bucket per made-up address; and no proxy can stand in front
+            # of a listener whose peers present their own certificates.
+            proxy_headers=False,
         )
 
     def background(self) -> list[tuple[str, Coroutine[Any, Any, Any]]]:

@@ -3,6 +3,7 @@ the node document, the public feed, JSON errors, 413 and 429, and runtime revoca
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from dtim.api.peer import build_peer_app
+from dtim.api.peer import DEFAULT_BURST, DEFAULT_RATE, build_peer_app
 from dtim.crypto.bodysig import sign_body
 from dtim.crypto.httpauth import SignedRequestAuth
 from dtim.crypto.signatures import MessageSigner, RequestVerifier
@@ -178,6 +179,26 @@ async def test_a_peer_sending_too_fast_gets_429(world: World) -> None:
     assert codes[3] == 429
     assert refused.json() == {"error": "rate limited", "reason": refused.json()["reason"]}
     assert int(refused.headers["retry-after"]) >= 1
+
+
+async def test_made_up_forwarded_addresses_share_the_callers_rate_limit(world: World) -> None:
+    # uvicorn trusts X-Forwarded-For from 127.0.0.1 unless told not to: each made-up
+    # address would then get a bucket of its own and no public request would be refused.
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    codes: list[int] = []
+    async with world.client(None) as client:
+        # The most the bucket can allow by now (burst, plus the rate since the start) and
+        # a margin: past it, every request was let through.
+        while (allowed := DEFAULT_BURST + DEFAULT_RATE * (loop.time() - started) + 20) > len(codes):
+            response = await client.get(
+                "/api/v1/node", headers={"X-Forwarded-For": f"198.51.100.{len(codes) % 250}"}
+            )
+            codes.append(response.status_code)
+            if response.status_code == 429:
+                break
+    assert codes[-1] == 429, f"{len(codes)} requests let through, at most {allowed:.0f} allowed"
+    assert codes[:-1] == [200] * (len(codes) - 1)
 
 
 async def test_errors_are_json(world: World) -> None:
