@@ -17,7 +17,7 @@ from dtim.api.auth import create_api_token, set_admin_password
 from dtim.config import NodeHome
 from dtim.crypto.keyring import Keyring
 from dtim.model import Tlp, make_indicator
-from dtim.store import Store
+from dtim.store import IndicatorStats, Store, StoreCounts
 from dtim.web.node import node_admin_app
 from tests.web.harness import (
     NOW,
@@ -478,6 +478,40 @@ async def test_expired_overview_counts_are_served_while_one_refresh_runs(
             started.clear()
             assert await total() == before + 1
             await asyncio.gather(*started)
+
+
+async def test_the_overviews_first_figures_are_computed_side_by_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each is a full-table scan at first (about a second each at a million indicators).
+    home = make_home(tmp_path / "node")
+    async with Store(home.database_url) as store:
+        await seed(home, store)
+        token = create_api_token(home.keys_dir, "ci", now=NOW)
+        stats_began = asyncio.Event()
+        counts, stats = store.counts, store.indicator_stats
+        total = (await counts()).total
+
+        async def counts_once_stats_began() -> StoreCounts:
+            await stats_began.wait()  # one after the other, this would wait forever
+            return await counts()
+
+        async def stats_announced(**kwargs: Any) -> IndicatorStats:
+            stats_began.set()
+            return await stats(**kwargs)
+
+        monkeypatch.setattr(store, "counts", counts_once_stats_began)
+        monkeypatch.setattr(store, "indicator_stats", stats_announced)
+        transport = httpx.ASGITransport(app=node_admin_app(home, store))
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://testserver",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as client:
+            async with asyncio.timeout(30):
+                overview = await client.get("/api/admin/overview")
+    assert overview.status_code == 200
+    assert overview.json()["counts"]["total"] == total > 0
 
 
 async def test_secure_cookie_when_served_over_tls(tmp_path: Path) -> None:

@@ -168,7 +168,7 @@ class AdminOps:
         self.ctx = context
         self._started = context.started or context.clock.now()
         self._cache: dict[str, tuple[float, Any]] = {}
-        self._lock = asyncio.Lock()
+        self._locks: dict[str, asyncio.Lock] = {}  # one per key: the keys compute side by side
         self._refreshing: dict[str, asyncio.Task[None]] = {}
         self._generation = 0
 
@@ -187,7 +187,7 @@ class AdminOps:
         hit = self._cache.get(key)
         expired = hit is not None and time.monotonic() - hit[0] >= STATS_TTL
         if hit is None or (expired and spawn is None):
-            async with self._lock:
+            async with self._locks.setdefault(key, asyncio.Lock()):
                 latest = self._cache.get(key)
                 if latest is None or latest is hit:
                     latest = (time.monotonic(), await make())
@@ -218,12 +218,20 @@ class AdminOps:
     async def overview(self) -> Overview:
         """Node identity, uptime, counts, chart data, peers and gossip health."""
         now = self.ctx.clock.now()
-        counts: StoreCounts = await self._cached("counts", self.ctx.store.counts)
-        stats: IndicatorStats = await self._cached(
-            "stats",
-            lambda: self.ctx.store.indicator_stats(
-                since=now - timedelta(days=7), local_sources=self.ctx.local_sources
+        # Each is a scan of the whole table when not cached (about a second each at a
+        # million indicators); the store's threads run them side by side.
+        counts: StoreCounts
+        stats: IndicatorStats
+        shared: int
+        counts, stats, shared = await asyncio.gather(
+            self._cached("counts", self.ctx.store.counts),
+            self._cached(
+                "stats",
+                lambda: self.ctx.store.indicator_stats(
+                    since=now - timedelta(days=7), local_sources=self.ctx.local_sources
+                ),
             ),
+            self._cached("shared", lambda: self._shared_since(now - timedelta(days=7))),
         )
         peers = {status.value: 0 for status in PeerStatus}
         for peer in await self.ctx.store.list_peers():
@@ -231,7 +239,6 @@ class AdminOps:
         gossip: Mapping[str, JsonValue] = {"status": "not running in this process"}
         if self.ctx.gossip_status is not None:
             gossip = await self.ctx.gossip_status()
-        shared = await self._cached("shared", lambda: self._shared_since(now - timedelta(days=7)))
         return Overview(
             node_id=self.ctx.node_id,
             fingerprint=self.ctx.fingerprint,
