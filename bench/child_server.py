@@ -7,18 +7,21 @@ import contextlib
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import uvicorn
 
 
 @contextlib.contextmanager
-def child_server(args: Sequence[str]) -> Iterator[tuple[subprocess.Popen[str], int]]:
+def child_server(
+    args: Sequence[str], env: Mapping[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
     """Start ``python args...``, a server that prints its port first; yield (process, port).
 
-    The server is stopped on leaving, whatever happened.
+    ``env`` replaces the environment (default: this process's). The server is
+    stopped on leaving, whatever happened.
     """
-    process = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert process.stdout is not None
         yield process, int(process.stdout.readline())

@@ -21,6 +21,11 @@ the median p99 ratio, then the range of the ratios over all rounds.
     python bench/dashboard.py               # 100,000 indicators
     python bench/dashboard.py --n 1000000   # the issue's size
     python bench/dashboard.py --n 1000000 --home /tmp/dash   # fill once, reuse after
+
+``--against DIR`` serves the same home a second time with the DTIM code of
+another checkout (``git worktree add /tmp/old HEAD~3``) and times its indicators
+page in the same rounds: a change's effect, measured side by side rather than
+across two runs of a machine whose speed drifts.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import re
 import shutil
 import socket
@@ -165,7 +171,9 @@ def ttfb(
             int(h.split(b":")[1]) for h in head if h.lower().startswith(b"content-length:")
         )
         while len(received) < end + 4 + length:
-            received.extend(conn.recv(65536))
+            if not (rest := conn.recv(65536)):
+                raise SystemExit(f"{path}: the server closed the connection mid-response")
+            received.extend(rest)
         if number >= WARM_UP:
             samples.append(first_body_byte - started)
             bare_samples.append(bare_seconds)
@@ -176,9 +184,12 @@ def spin_recv(conn: socket.socket) -> bytes:
     """What ``conn`` has received, polling without sleeping until something has arrived."""
     while True:
         try:
-            return conn.recv(65536, socket.MSG_DONTWAIT)
+            data = conn.recv(65536, socket.MSG_DONTWAIT)
         except BlockingIOError:
             continue
+        if not data:
+            raise SystemExit("the server closed the connection in the middle of a request")
+        return data
 
 
 def keep_alive(port: int) -> socket.socket:
@@ -270,6 +281,11 @@ def main() -> None:
         type=Path,
         help="keep the filled node home here and reuse it when it already holds --n indicators",
     )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="a checkout of other DTIM code: its indicators page is timed beside this one's",
+    )
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -292,7 +308,10 @@ def main() -> None:
 
         matches = len(bare_conn.execute(BARE_FILTERED).fetchall())
         floor_script = str(Path(__file__).with_name("dashboard_floor.py"))
-        with child_server([__file__, "--serve", str(root)]) as (_, port):
+        with (
+            child_server([__file__, "--serve", str(root)]) as (_, port),
+            contextlib.ExitStack() as others,
+        ):
             cookie, rows, page_bytes = log_in(port)
             with (
                 child_server([floor_script, db_path, str(page_bytes)]) as (_, floor_port),
@@ -318,6 +337,8 @@ def main() -> None:
                         bare_filtered,
                     ),
                 ]
+                if args.against:
+                    cases.insert(2, against_case(others, args.against, root, bare_plain))
                 measured: dict[str, list[Round]] = {case.name: [] for case in cases}
                 for _ in range(args.rounds):  # round-robin: a noisy minute hits every case
                     for case in cases:
@@ -331,6 +352,20 @@ def main() -> None:
         )
         for case in cases:
             report(case.name, measured[case.name])
+
+
+def against_case(
+    stack: contextlib.ExitStack, checkout: Path, root: Path, bare: Callable[[], object]
+) -> Case:
+    """The indicators page of ``checkout``'s code, serving ``root`` in a process of its own."""
+    source = checkout.resolve() / "src"
+    if not (source / "dtim").is_dir():
+        raise SystemExit(f"--against {checkout}: no DTIM code in {source}")
+    env = {**os.environ, "PYTHONPATH": str(source)}  # ahead of this checkout's install
+    _, port = stack.enter_context(child_server([__file__, "--serve", str(root)], env=env))
+    cookie, _, _ = log_in(port)
+    conn = stack.enter_context(keep_alive(port))
+    return Case(f"GET /indicators, {checkout.name}", conn, "/indicators", cookie, bare)
 
 
 def log_in(port: int) -> tuple[str, int, int]:
@@ -366,6 +401,8 @@ def serve(root: Path) -> None:
             log_config=None,
             lifespan="off",
             proxy_headers=False,  # as the node's admin listener
+            # Each connection waits idle while the other cases take their turn.
+            timeout_keep_alive=600,
         )
         server = uvicorn.Server(config)
         await serve_and_announce(server)
