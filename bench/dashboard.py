@@ -291,6 +291,8 @@ def main() -> None:
     if args.serve:
         serve(args.serve)
         return
+    if args.against and not (args.against / "src" / "dtim").is_dir():
+        parser.error(f"--against {args.against}: no DTIM code in {args.against / 'src'}")
     with tempfile.TemporaryDirectory(prefix="dtim-bench-dashboard-") as tmp:
         root = args.home or Path(tmp) / "node"
         home = NodeHome(root=root, settings=load_settings(root, environ={}).settings)
@@ -359,8 +361,6 @@ def against_case(
 ) -> Case:
     """The indicators page of ``checkout``'s code, serving ``root`` in a process of its own."""
     source = checkout.resolve() / "src"
-    if not (source / "dtim").is_dir():
-        raise SystemExit(f"--against {checkout}: no DTIM code in {source}")
     env = {**os.environ, "PYTHONPATH": str(source)}  # ahead of this checkout's install
     _, port = stack.enter_context(child_server([__file__, "--serve", str(root)], env=env))
     cookie, _, _ = log_in(port)
