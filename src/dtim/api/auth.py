@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -147,8 +146,6 @@ class AdminAuth:
         self._failures: dict[str, _Failures] = {}
         self._tokens: dict[str, str] = {}  # SHA-256 of a token -> its scope
         self._tokens_mtime: float | None = None
-        # Checked on every request (see _stale): a str spares pathlib's joining each time.
-        self._password_path = str(self.password_file)
 
     @property
     def password_file(self) -> Path:
@@ -210,7 +207,7 @@ class AdminAuth:
     def _stale(self, session: Session) -> bool:
         # A password changed by `dtim admin passwd` ends the sessions opened before it.
         try:
-            changed = os.stat(self._password_path).st_mtime
+            changed = self.password_file.stat().st_mtime
         except OSError:
             return True
         return changed > session.created.timestamp()

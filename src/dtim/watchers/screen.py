@@ -59,12 +59,14 @@ def holds_newline(lines: Sequence[str]) -> bool:
 
 def around_newlines(screen: Callable[[Sequence[str]], Screened], lines: Sequence[str]) -> Screened:
     """``screen`` of the lines that hold no newline; the others are left to the parser."""
-    kept = [k for k, line in enumerate(lines) if "\n" not in line]
+    kept: list[int] = []
+    held: list[int] = []
+    for k, line in enumerate(lines):
+        (held if "\n" in line else kept).append(k)
     if not kept:
-        return Screened(list(range(len(lines))), {})
+        return Screened(held, {})
     inner = screen([lines[k] for k in kept])
-    noisy = {kept[k] for k in inner.noisy}.union(set(range(len(lines))).difference(kept))
-    return Screened(sorted(noisy), inner.quiet)
+    return Screened(sorted([kept[k] for k in inner.noisy] + held), inner.quiet)
 
 
 def unusual(lines: Sequence[str], text: str) -> set[int]:
